@@ -1,0 +1,315 @@
+#include "ty_redis.h"
+#include "ty_error.h"
+#include "ty_log.h"
+#include "ty_lua_scripts.h"
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct _ty_redis_t {
+    char  host [256];
+    int   port;
+    char  path [256];     /* unix socket, if set */
+    redisContext *ctx;
+    char  sha [TY_SCRIPT_COUNT][41];
+    char  errstr [256];
+};
+
+static const char *s_scripts [TY_SCRIPT_COUNT] = {
+    ty_lua_submit, ty_lua_assign, ty_lua_ends, ty_lua_progress
+};
+
+ty_redis_t *
+ty_redis_new (const char *url)
+{
+    ty_redis_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    if (!strncmp (url, "unix://", 7) && url [7])
+        snprintf (self->path, sizeof self->path, "%s", url + 7);
+    else
+    if (!strncmp (url, "redis://", 8)) {
+        const char *hp = url + 8;
+        const char *colon = strrchr (hp, ':');
+        size_t hlen = colon ? (size_t) (colon - hp) : strlen (hp);
+        if (hlen == 0 || hlen >= sizeof self->host) {
+            free (self);
+            return NULL;
+        }
+        memcpy (self->host, hp, hlen);
+        self->host [hlen] = '\0';
+        self->port = 6379;
+        if (colon) {
+            char *end;
+            long port = strtol (colon + 1, &end, 10);
+            if (*end && *end != '/') {
+                free (self);
+                return NULL;
+            }
+            if (port <= 0 || port > 65535) {
+                free (self);
+                return NULL;
+            }
+            self->port = (int) port;
+        }
+    }
+    else {
+        free (self);
+        return NULL;
+    }
+    snprintf (self->errstr, sizeof self->errstr, "not connected");
+    return self;
+}
+
+void
+ty_redis_destroy (ty_redis_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    if ((*self_p)->ctx)
+        redisFree ((*self_p)->ctx);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+void
+ty_redis_fail (ty_redis_t *self, const char *why)
+{
+    if (self->ctx) {
+        snprintf (self->errstr, sizeof self->errstr, "%s",
+                  why ? why : (self->ctx->err ? self->ctx->errstr : "connection lost"));
+        redisFree (self->ctx);
+        self->ctx = NULL;
+    }
+}
+
+int
+ty_redis_connect (ty_redis_t *self)
+{
+    if (self->ctx) {
+        redisFree (self->ctx);
+        self->ctx = NULL;
+    }
+    struct timeval tv = { TY_REDIS_TIMEOUT_MS / 1000, (TY_REDIS_TIMEOUT_MS % 1000) * 1000 };
+    redisContext *c = self->path [0]
+                    ? redisConnectUnixWithTimeout (self->path, tv)
+                    : redisConnectWithTimeout (self->host, self->port, tv);
+    if (!c || c->err) {
+        if (self->path [0])
+            snprintf (self->errstr, sizeof self->errstr, "redis %.100s: %.120s",
+                      self->path, c ? c->errstr : "out of memory");
+        else
+            snprintf (self->errstr, sizeof self->errstr, "redis %.100s:%d: %.120s",
+                      self->host, self->port, c ? c->errstr : "out of memory");
+        if (c)
+            redisFree (c);
+        return TY_ESTORE;
+    }
+    redisSetTimeout (c, tv);
+    redisEnableKeepAlive (c);
+    for (int i = 0; i < TY_SCRIPT_COUNT; i++) {
+        redisReply *r = redisCommand (c, "SCRIPT LOAD %s", s_scripts [i]);
+        if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
+            snprintf (self->errstr, sizeof self->errstr, "SCRIPT LOAD failed: %s",
+                      r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+            if (r)
+                freeReplyObject (r);
+            redisFree (c);
+            return TY_ESTORE;
+        }
+        memcpy (self->sha [i], r->str, 40);
+        self->sha [i][40] = '\0';
+        freeReplyObject (r);
+    }
+    self->ctx = c;
+    self->errstr [0] = '\0';
+    return TY_OK;
+}
+
+int
+ty_redis_ok (ty_redis_t *self)
+{
+    return self->ctx != NULL;
+}
+
+const char *
+ty_redis_errstr (ty_redis_t *self)
+{
+    return self->errstr;
+}
+
+redisContext *
+ty_redis_ctx (ty_redis_t *self)
+{
+    return self->ctx;
+}
+
+/* ---- argument vectors ---------------------------------------------------- */
+
+void
+ty_argv_init (ty_argv_t *a)
+{
+    memset (a, 0, sizeof *a);
+}
+
+void
+ty_argv_reset (ty_argv_t *a)
+{
+    a->argc = 0;
+    a->arena_used = 0;
+    a->oom = 0;
+}
+
+void
+ty_argv_free (ty_argv_t *a)
+{
+    free (a->argv);
+    free (a->lens);
+    free (a->arena);
+    memset (a, 0, sizeof *a);
+}
+
+/* Arguments point into the arena by offset until the command is sent,
+   because the arena may move when it grows. */
+void
+ty_argv_bin (ty_argv_t *a, const void *data, size_t len)
+{
+    if (a->oom)
+        return;
+    if (a->argc == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        char **argv = realloc (a->argv, cap * sizeof *argv);
+        if (!argv) { a->oom = 1; return; }
+        a->argv = argv;
+        size_t *lens = realloc (a->lens, cap * sizeof *lens);
+        if (!lens) { a->oom = 1; return; }
+        a->lens = lens;
+        a->cap = cap;
+    }
+    if (a->arena_used + len + 1 > a->arena_cap) {
+        size_t cap = a->arena_cap ? a->arena_cap * 2 : 4096;
+        while (cap < a->arena_used + len + 1)
+            cap *= 2;
+        char *arena = realloc (a->arena, cap);
+        if (!arena) { a->oom = 1; return; }
+        a->arena = arena;
+        a->arena_cap = cap;
+    }
+    if (len)
+        memcpy (a->arena + a->arena_used, data, len);
+    a->arena [a->arena_used + len] = '\0';
+    a->argv [a->argc] = (char *) (uintptr_t) a->arena_used;
+    a->lens [a->argc] = len;
+    a->argc++;
+    a->arena_used += len + 1;
+}
+
+void
+ty_argv_str (ty_argv_t *a, const char *s)
+{
+    ty_argv_bin (a, s ? s : "", s ? strlen (s) : 0);
+}
+
+void
+ty_argv_int (ty_argv_t *a, int64_t v)
+{
+    char buf [32];
+    int n = snprintf (buf, sizeof buf, "%" PRId64, v);
+    ty_argv_bin (a, buf, (size_t) n);
+}
+
+void
+ty_argv_dbl (ty_argv_t *a, double v)
+{
+    char buf [40];
+    int n = snprintf (buf, sizeof buf, "%.17g", v);
+    ty_argv_bin (a, buf, (size_t) n);
+}
+
+void
+ty_argv_set_int (ty_argv_t *a, size_t i, int64_t v)
+{
+    /* Counts are patched in place; reserve space by pushing a wide number
+       first (ty_argv_int of a placeholder of the same width is not needed:
+       we rewrite into a fresh slot and point the argument at it). */
+    if (a->oom || i >= a->argc)
+        return;
+    size_t argc = a->argc;
+    ty_argv_int (a, v);
+    if (a->oom)
+        return;
+    a->argv [i] = a->argv [argc];
+    a->lens [i] = a->lens [argc];
+    a->argc = argc;
+}
+
+static int
+s_append_argv (ty_redis_t *self, size_t pre, const char **pre_argv,
+               const size_t *pre_lens, const ty_argv_t *a)
+{
+    if (!self->ctx)
+        return TY_ESTORE;
+    if (a->oom)
+        return TY_ENOMEM;
+    size_t argc = pre + a->argc;
+    const char **argv = malloc (argc * sizeof *argv);
+    size_t *lens = malloc (argc * sizeof *lens);
+    if (!argv || !lens) {
+        free (argv);
+        free (lens);
+        return TY_ENOMEM;
+    }
+    for (size_t i = 0; i < pre; i++) {
+        argv [i] = pre_argv [i];
+        lens [i] = pre_lens [i];
+    }
+    for (size_t i = 0; i < a->argc; i++) {
+        argv [pre + i] = a->arena + (uintptr_t) a->argv [i];
+        lens [pre + i] = a->lens [i];
+    }
+    int rc = redisAppendCommandArgv (self->ctx, (int) argc, argv, lens);
+    free (argv);
+    free (lens);
+    if (rc != REDIS_OK) {
+        ty_redis_fail (self, NULL);
+        return TY_ESTORE;
+    }
+    return TY_OK;
+}
+
+int
+ty_redis_append_script (ty_redis_t *self, ty_script_t script, const ty_argv_t *a)
+{
+    const char *pre [3] = { "EVALSHA", self->sha [script], "0" };
+    size_t lens [3] = { 7, 40, 1 };
+    return s_append_argv (self, 3, pre, lens, a);
+}
+
+int
+ty_redis_append (ty_redis_t *self, const ty_argv_t *a)
+{
+    return s_append_argv (self, 0, NULL, NULL, a);
+}
+
+redisReply *
+ty_redis_reply (ty_redis_t *self)
+{
+    if (!self->ctx)
+        return NULL;
+    void *reply = NULL;
+    if (redisGetReply (self->ctx, &reply) != REDIS_OK || !reply) {
+        ty_redis_fail (self, NULL);
+        return NULL;
+    }
+    return reply;
+}
+
+redisReply *
+ty_redis_command (ty_redis_t *self, const ty_argv_t *a)
+{
+    if (ty_redis_append (self, a) != TY_OK)
+        return NULL;
+    return ty_redis_reply (self);
+}

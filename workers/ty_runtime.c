@@ -1,0 +1,823 @@
+/*  ty_runtime: see ty_runtime.h.
+ *
+ *  Threads: the runtime thread (the caller of ty_runtime_run) owns the
+ *  DEALER to the broker and an inproc PULL; each job thread owns a PUSH to
+ *  that PULL and sends it packed Envelopes (progress, log, result). Shared
+ *  between the two sides is only each job's cancel flag and done flag
+ *  (atomics); everything else crosses as messages. */
+#include "ty_runtime.h"
+#include "ty_backoff.h"
+#include "ty_clock.h"
+#include "ty_error.h"
+#include "ty_id.h"
+#include "ty_log.h"
+#include "ty_wire.h"
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define S_PIPE_EP       "inproc://ty-runtime-jobs"
+#define S_LIVENESS      3       /* heartbeats missed = broker dead */
+#define S_METRICS_MAX   64      /* distinct metric keys per job */
+#define S_OUTPUTS_MAX   64
+#define S_ACK_WAIT_MS   2000    /* on exit: wait this long for result acks */
+
+typedef enum { S_FREE = 0, S_RUNNING, S_DONE } s_slot_state;
+
+struct _ty_job_t {
+    ty_runtime_t *rt;
+    char        id [TY_ID_LEN + 1];
+    uint32_t    attempt;
+    Ty__JobSpec *spec;
+    pthread_t   thread;
+    atomic_int  cancelled;
+    atomic_int  finished;           /* the thread has sent its result */
+    s_slot_state state;             /* runtime thread only */
+    uint8_t    *result;             /* packed Envelope (RESULT), until acked */
+    size_t      result_len;
+    int64_t     result_sent_ms;
+    /* job thread only: */
+    void       *push;
+    int64_t     last_progress_ms;
+    int         progress_pending;
+    double      fraction;
+    char        phase [64];
+    char        message [256];
+    char       *metric_keys [S_METRICS_MAX];
+    double      metric_values [S_METRICS_MAX];
+    size_t      nmetrics;
+    int         metrics_dirty;
+    char       *out_keys [S_OUTPUTS_MAX];
+    char       *out_values [S_OUTPUTS_MAX];
+    size_t      noutputs;
+    uint8_t    *data;
+    size_t      data_len;
+    char        error [512];
+};
+
+struct _ty_runtime_t {
+    ty_runtime_opts_t opts;
+    char     worker_id [65];
+    char     type [32];
+    char     host [128];
+    void    *zctx;
+    void    *broker;
+    void    *pipe;
+    ty_job_t *slots;
+    unsigned  capacity;
+    ty_backoff_t backoff;
+    int64_t  broker_seen_ms;
+    int64_t  next_hb_ms;
+    volatile sig_atomic_t stop;     /* 1: drain, 2: hand back now */
+    int64_t  drain_deadline_ms;
+};
+
+static ty_runtime_t *s_signal_target;
+
+/* =========================================================================
+ *  job side
+ * ========================================================================= */
+
+static void
+s_job_send (ty_job_t *job, Ty__Envelope *env)
+{
+    if (!job->push)
+        return;
+    int rc = ty_wire_send (job->push, NULL, 0, env, 0);
+    if (rc != TY_OK)
+        ty_warn ("job %s: cannot reach the runtime: %s", job->id, ty_strerror (rc));
+}
+
+const Ty__JobSpec *ty_job_spec (ty_job_t *job)  { return job->spec; }
+const char *ty_job_id (ty_job_t *job)           { return job->id; }
+unsigned ty_job_attempt (ty_job_t *job)         { return job->attempt; }
+
+int
+ty_job_cancelled (ty_job_t *job)
+{
+    return atomic_load (&job->cancelled);
+}
+
+static void
+s_progress_flush (ty_job_t *job)
+{
+    Ty__Progress p = TY__PROGRESS__INIT;
+    Ty__Metric mv [S_METRICS_MAX];
+    Ty__Metric *mp [S_METRICS_MAX];
+    p.job_id = job->id;
+    p.attempt = job->attempt;
+    p.fraction = job->fraction;
+    p.phase = job->phase;
+    p.message = job->message;
+    if (job->metrics_dirty) {
+        for (size_t i = 0; i < job->nmetrics; i++) {
+            ty__metric__init (&mv [i]);
+            mv [i].key = job->metric_keys [i];
+            mv [i].value = job->metric_values [i];
+            mp [i] = &mv [i];
+        }
+        p.metrics = mp;
+        p.n_metrics = job->nmetrics;
+    }
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.cmd_case = TY__ENVELOPE__CMD_PROGRESS;
+    env.progress = &p;
+    s_job_send (job, &env);
+    job->progress_pending = 0;
+    job->metrics_dirty = 0;
+    job->last_progress_ms = ty_clock_mono_ms ();
+}
+
+void
+ty_job_progress (ty_job_t *job, double fraction, const char *phase, const char *fmt, ...)
+{
+    if (fraction >= 0)
+        job->fraction = fraction > 1 ? 1 : fraction;
+    if (phase)
+        snprintf (job->phase, sizeof job->phase, "%s", phase);
+    if (fmt) {
+        va_list ap;
+        va_start (ap, fmt);
+        vsnprintf (job->message, sizeof job->message, fmt, ap);
+        va_end (ap);
+    }
+    job->progress_pending = 1;
+    if (ty_clock_mono_ms () - job->last_progress_ms >= TY_RUNTIME_PROGRESS_MS)
+        s_progress_flush (job);
+}
+
+void
+ty_job_metric (ty_job_t *job, const char *key, double value)
+{
+    for (size_t i = 0; i < job->nmetrics; i++)
+        if (!strcmp (job->metric_keys [i], key)) {
+            job->metric_values [i] = value;
+            job->metrics_dirty = 1;
+            job->progress_pending = 1;
+            return;
+        }
+    if (job->nmetrics == S_METRICS_MAX)
+        return;
+    char *k = strdup (key);
+    if (!k)
+        return;
+    job->metric_keys [job->nmetrics] = k;
+    job->metric_values [job->nmetrics++] = value;
+    job->metrics_dirty = 1;
+    job->progress_pending = 1;
+}
+
+void
+ty_job_log (ty_job_t *job, const char *fmt, ...)
+{
+    char line [2048];
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (line, sizeof line, fmt, ap);
+    va_end (ap);
+    char *lines [1] = { line };
+    Ty__LogReq l = TY__LOG_REQ__INIT;
+    l.job_id = job->id;
+    l.attempt = job->attempt;
+    l.lines = lines;
+    l.n_lines = 1;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.cmd_case = TY__ENVELOPE__CMD_LOG;
+    env.log = &l;
+    s_job_send (job, &env);
+}
+
+void
+ty_job_output (ty_job_t *job, const char *key, const char *value)
+{
+    for (size_t i = 0; i < job->noutputs; i++)
+        if (!strcmp (job->out_keys [i], key)) {
+            char *v = strdup (value);
+            if (v) {
+                free (job->out_values [i]);
+                job->out_values [i] = v;
+            }
+            return;
+        }
+    if (job->noutputs == S_OUTPUTS_MAX)
+        return;
+    char *k = strdup (key), *v = strdup (value);
+    if (!k || !v) {
+        free (k);
+        free (v);
+        return;
+    }
+    job->out_keys [job->noutputs] = k;
+    job->out_values [job->noutputs++] = v;
+}
+
+void
+ty_job_data (ty_job_t *job, const void *data, size_t len)
+{
+    uint8_t *copy = len ? malloc (len) : NULL;
+    if (len && !copy)
+        return;
+    if (len)
+        memcpy (copy, data, len);
+    free (job->data);
+    job->data = copy;
+    job->data_len = len;
+}
+
+ty_job_rc_t
+ty_job_fail (ty_job_t *job, const char *fmt, ...)
+{
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (job->error, sizeof job->error, fmt, ap);
+    va_end (ap);
+    return TY_JOB_ERROR;
+}
+
+static void
+s_job_clear (ty_job_t *job)
+{
+    for (size_t i = 0; i < job->nmetrics; i++)
+        free (job->metric_keys [i]);
+    for (size_t i = 0; i < job->noutputs; i++) {
+        free (job->out_keys [i]);
+        free (job->out_values [i]);
+    }
+    free (job->data);
+    free (job->result);
+    if (job->spec)
+        ty__job_spec__free_unpacked (job->spec, NULL);
+    ty_runtime_t *rt = job->rt;
+    memset (job, 0, sizeof *job);
+    job->rt = rt;
+}
+
+static void *
+s_job_main (void *arg)
+{
+    ty_job_t *job = arg;
+    ty_runtime_t *rt = job->rt;
+    job->push = zmq_socket (rt->zctx, ZMQ_PUSH);
+    if (job->push) {
+        int zero = 0;
+        zmq_setsockopt (job->push, ZMQ_LINGER, &zero, sizeof zero);
+        if (zmq_connect (job->push, S_PIPE_EP) != 0) {
+            zmq_close (job->push);
+            job->push = NULL;
+        }
+    }
+    ty_job_rc_t rc = rt->opts.fn (job, rt->opts.arg);
+    if (job->progress_pending)
+        s_progress_flush (job);
+
+    Ty__Result res = TY__RESULT__INIT;
+    res.job_id = job->id;
+    res.attempt = job->attempt;
+    switch (rc) {
+    case TY_JOB_OK:       res.outcome = TY__OUTCOME__OUTCOME_SUCCEEDED; break;
+    case TY_JOB_CANCELED: res.outcome = TY__OUTCOME__OUTCOME_CANCELLED;
+                          if (!job->error [0])
+                              snprintf (job->error, sizeof job->error, "cancelled");
+                          break;
+    default:              res.outcome = TY__OUTCOME__OUTCOME_FAILED;
+                          if (!job->error [0])
+                              snprintf (job->error, sizeof job->error,
+                                        "the job failed without a reason");
+                          break;
+    }
+    res.error = job->error;
+    Ty__Output ov [S_OUTPUTS_MAX];
+    Ty__Output *op [S_OUTPUTS_MAX];
+    for (size_t i = 0; i < job->noutputs; i++) {
+        ty__output__init (&ov [i]);
+        ov [i].key = job->out_keys [i];
+        ov [i].value = job->out_values [i];
+        op [i] = &ov [i];
+    }
+    res.outputs = op;
+    res.n_outputs = job->noutputs;
+    res.data.data = job->data;
+    res.data.len = job->data_len;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.cmd_case = TY__ENVELOPE__CMD_RESULT;
+    env.result = &res;
+    s_job_send (job, &env);
+    if (job->push)
+        zmq_close (job->push);
+    job->push = NULL;
+    atomic_store (&job->finished, 1);
+    return NULL;
+}
+
+/* =========================================================================
+ *  runtime side
+ * ========================================================================= */
+
+static int
+s_send (ty_runtime_t *self, Ty__Envelope *env)
+{
+    if (!self->broker)
+        return TY_ECONNECT;
+    return ty_wire_send (self->broker, NULL, 0, env, ZMQ_DONTWAIT);
+}
+
+static size_t
+s_held (ty_runtime_t *self, Ty__Held *hv, Ty__Held **hp)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < self->capacity; i++) {
+        ty_job_t *job = &self->slots [i];
+        if (job->state == S_FREE)
+            continue;
+        ty__held__init (&hv [n]);
+        hv [n].job_id = job->id;
+        hv [n].attempt = job->attempt;
+        hp [n] = &hv [n];
+        n++;
+    }
+    return n;
+}
+
+static void
+s_send_ready (ty_runtime_t *self)
+{
+    Ty__Held *hv = calloc (self->capacity, sizeof *hv);
+    Ty__Held **hp = calloc (self->capacity, sizeof *hp);
+    if (!hv || !hp) {
+        free (hv);
+        free (hp);
+        return;
+    }
+    Ty__Ready r = TY__READY__INIT;
+    r.worker_id = self->worker_id;
+    r.type = self->type;
+    r.capacity = self->capacity;
+    r.host = self->host;
+    r.pid = (uint32_t) getpid ();
+    r.heartbeat_ms = (uint32_t) self->opts.heartbeat_ms;
+    r.n_held = s_held (self, hv, hp);
+    r.held = hp;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.cmd_case = TY__ENVELOPE__CMD_READY;
+    env.ready = &r;
+    int rc = s_send (self, &env);
+    if (rc != TY_OK)
+        ty_debug ("READY not sent: %s", ty_strerror (rc));
+    free (hv);
+    free (hp);
+    /* Results not yet acknowledged go again: the new broker needs them. */
+    for (unsigned i = 0; i < self->capacity; i++)
+        self->slots [i].result_sent_ms = 0;
+}
+
+static void
+s_send_heartbeat (ty_runtime_t *self)
+{
+    Ty__Held *hv = calloc (self->capacity, sizeof *hv);
+    Ty__Held **hp = calloc (self->capacity, sizeof *hp);
+    if (!hv || !hp) {
+        free (hv);
+        free (hp);
+        return;
+    }
+    Ty__Heartbeat hb = TY__HEARTBEAT__INIT;
+    hb.n_held = s_held (self, hv, hp);
+    hb.held = hp;
+    hb.draining = self->stop != 0;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.cmd_case = TY__ENVELOPE__CMD_HEARTBEAT;
+    env.heartbeat = &hb;
+    s_send (self, &env);
+    free (hv);
+    free (hp);
+}
+
+static int
+s_connect (ty_runtime_t *self)
+{
+    if (self->broker)
+        zmq_close (self->broker);
+    self->broker = zmq_socket (self->zctx, ZMQ_DEALER);
+    if (!self->broker)
+        return TY_ECONNECT;
+    int zero = 0, ivl = 100, max = 2000;
+    zmq_setsockopt (self->broker, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt (self->broker, ZMQ_ROUTING_ID, self->worker_id, strlen (self->worker_id));
+    zmq_setsockopt (self->broker, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt (self->broker, ZMQ_RECONNECT_IVL_MAX, &max, sizeof max);
+    if (zmq_connect (self->broker, self->opts.broker) != 0) {
+        ty_error ("cannot connect to %s: %s", self->opts.broker, zmq_strerror (errno));
+        zmq_close (self->broker);
+        self->broker = NULL;
+        return TY_ECONNECT;
+    }
+    self->broker_seen_ms = ty_clock_mono_ms ();
+    s_send_ready (self);
+    return TY_OK;
+}
+
+static ty_job_t *
+s_find (ty_runtime_t *self, const char *id, uint32_t attempt)
+{
+    for (unsigned i = 0; i < self->capacity; i++) {
+        ty_job_t *job = &self->slots [i];
+        if (job->state != S_FREE && job->attempt == attempt && !strcmp (job->id, id))
+            return job;
+    }
+    return NULL;
+}
+
+static void
+s_send_accept (ty_runtime_t *self, const char *id, uint32_t attempt, int refused)
+{
+    Ty__Accept a = TY__ACCEPT__INIT;
+    a.job_id = (char *) id;
+    a.attempt = attempt;
+    a.refused = refused;
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.cmd_case = TY__ENVELOPE__CMD_ACCEPT;
+    env.accept = &a;
+    s_send (self, &env);
+}
+
+static void
+s_on_assign (ty_runtime_t *self, Ty__Assign *as)
+{
+    if (!ty_id_valid (as->job_id) || as->attempt == 0)
+        return;
+    if (s_find (self, as->job_id, as->attempt)) {
+        s_send_accept (self, as->job_id, as->attempt, 0);   /* a repeated ASSIGN */
+        return;
+    }
+    ty_job_t *job = NULL;
+    for (unsigned i = 0; i < self->capacity && !job; i++)
+        if (self->slots [i].state == S_FREE)
+            job = &self->slots [i];
+    if (!job || self->stop) {
+        s_send_accept (self, as->job_id, as->attempt, 1);
+        return;
+    }
+    Ty__JobSpec *spec = ty__job_spec__unpack (NULL, as->spec.len, as->spec.data);
+    if (!spec) {
+        /* Cannot happen with our broker; fail the job rather than crash. */
+        s_send_accept (self, as->job_id, as->attempt, 0);
+        Ty__Result res = TY__RESULT__INIT;
+        res.job_id = as->job_id;
+        res.attempt = as->attempt;
+        res.outcome = TY__OUTCOME__OUTCOME_FAILED;
+        res.error = "worker could not decode the job spec";
+        Ty__Envelope env = TY__ENVELOPE__INIT;
+        env.cmd_case = TY__ENVELOPE__CMD_RESULT;
+        env.result = &res;
+        s_send (self, &env);
+        return;
+    }
+    s_job_clear (job);
+    snprintf (job->id, sizeof job->id, "%s", as->job_id);
+    job->attempt = as->attempt;
+    job->spec = spec;
+    job->state = S_RUNNING;
+    atomic_store (&job->cancelled, 0);
+    atomic_store (&job->finished, 0);
+    s_send_accept (self, job->id, job->attempt, 0);
+    if (pthread_create (&job->thread, NULL, s_job_main, job) != 0) {
+        ty_error ("job %s: cannot start a thread", job->id);
+        job->state = S_FREE;
+        s_job_clear (job);
+        return;
+    }
+    ty_debug ("job %s attempt %u started", job->id, job->attempt);
+}
+
+static void
+s_on_broker (ty_runtime_t *self)
+{
+    for (int i = 0; i < 1000; i++) {
+        ty_wire_msg_t msg;
+        int rc = ty_wire_recv (self->broker, 0, TY_WIRE_MAX_MSG_BYTES, &msg, ZMQ_DONTWAIT);
+        if (rc == EAGAIN)
+            return;
+        if (rc != TY_OK) {
+            ty_wire_msg_clear (&msg);
+            if (rc == TY_EPROTO || rc == TY_EFULL)
+                continue;
+            return;
+        }
+        self->broker_seen_ms = ty_clock_mono_ms ();
+        Ty__Envelope *env = msg.env;
+        switch (env->cmd_case) {
+        case TY__ENVELOPE__CMD_ASSIGN:
+            s_on_assign (self, env->assign);
+            break;
+        case TY__ENVELOPE__CMD_CANCEL_JOB: {
+            ty_job_t *job = s_find (self, env->cancel_job->job_id, env->cancel_job->attempt);
+            if (job) {
+                ty_info ("job %s: cancel (%s)", job->id, env->cancel_job->reason);
+                atomic_store (&job->cancelled, 1);
+            }
+            break;
+        }
+        case TY__ENVELOPE__CMD_RESULT_ACK: {
+            ty_job_t *job = s_find (self, env->result_ack->job_id, env->result_ack->attempt);
+            if (job && job->state == S_DONE) {
+                if (env->result_ack->stale)
+                    ty_warn ("job %s attempt %u: result fenced by the broker "
+                             "(a newer attempt owns the job)", job->id, job->attempt);
+                s_job_clear (job);
+                job->state = S_FREE;
+            }
+            break;
+        }
+        case TY__ENVELOPE__CMD_RECONNECT:
+            ty_info ("broker: %s", env->reconnect->reason);
+            s_send_ready (self);
+            break;
+        case TY__ENVELOPE__CMD_HEARTBEAT:
+            break;
+        case TY__ENVELOPE__CMD_ERROR:
+            ty_error ("broker says: %s", env->error->message);
+            break;
+        default:
+            ty_warn ("unexpected command %d from the broker", (int) env->cmd_case);
+            break;
+        }
+        ty_wire_msg_clear (&msg);
+    }
+}
+
+/* Messages of the job threads: forward progress and logs; keep results
+ * until the broker acknowledges them. */
+static void
+s_on_pipe (ty_runtime_t *self)
+{
+    for (int i = 0; i < 1000; i++) {
+        ty_wire_msg_t msg;
+        int rc = ty_wire_recv (self->pipe, 0, TY_WIRE_MAX_MSG_BYTES * 4u, &msg, ZMQ_DONTWAIT);
+        if (rc == EAGAIN)
+            return;
+        if (rc != TY_OK) {
+            ty_wire_msg_clear (&msg);
+            continue;
+        }
+        Ty__Envelope *env = msg.env;
+        if (env->cmd_case == TY__ENVELOPE__CMD_RESULT) {
+            ty_job_t *job = s_find (self, env->result->job_id, env->result->attempt);
+            if (job) {
+                pthread_join (job->thread, NULL);
+                job->state = S_DONE;
+                job->result_len = ty__envelope__get_packed_size (env);
+                job->result = malloc (job->result_len);
+                if (job->result)
+                    ty__envelope__pack (env, job->result);
+                ty_info ("job %s attempt %u: %s%s%s", job->id, job->attempt,
+                         env->result->outcome == TY__OUTCOME__OUTCOME_SUCCEEDED
+                         ? "succeeded" : env->result->outcome == TY__OUTCOME__OUTCOME_CANCELLED
+                         ? "cancelled" : "failed",
+                         *env->result->error ? ": " : "", env->result->error);
+            }
+            s_send (self, env);
+            if (job)
+                job->result_sent_ms = ty_clock_mono_ms ();
+        }
+        else
+            s_send (self, env);
+        ty_wire_msg_clear (&msg);
+    }
+}
+
+/* Sends a stored result again (no ack yet: the broker may have restarted). */
+static void
+s_resend_results (ty_runtime_t *self, int64_t now)
+{
+    for (unsigned i = 0; i < self->capacity; i++) {
+        ty_job_t *job = &self->slots [i];
+        if (job->state != S_DONE || !job->result)
+            continue;
+        if (job->result_sent_ms && now - job->result_sent_ms < self->opts.heartbeat_ms)
+            continue;
+        zmq_msg_t m;
+        if (zmq_send (self->broker, TY_WIRE_TAG, 3, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+            continue;
+        if (zmq_msg_init_size (&m, job->result_len) == 0) {
+            memcpy (zmq_msg_data (&m), job->result, job->result_len);
+            if (zmq_msg_send (&m, self->broker, ZMQ_DONTWAIT) < 0)
+                zmq_msg_close (&m);
+        }
+        job->result_sent_ms = now;
+    }
+}
+
+static unsigned
+s_busy (ty_runtime_t *self)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < self->capacity; i++)
+        if (self->slots [i].state != S_FREE)
+            n++;
+    return n;
+}
+
+ty_runtime_t *
+ty_runtime_new (const ty_runtime_opts_t *opts)
+{
+    if (!opts || !opts->broker || !opts->type || !opts->fn)
+        return NULL;
+    ty_runtime_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->opts = *opts;
+    if (!self->opts.heartbeat_ms)
+        self->opts.heartbeat_ms = TY_RUNTIME_HEARTBEAT_MS;
+    if (!self->opts.drain_ms)
+        self->opts.drain_ms = 10000;
+    self->capacity = opts->capacity ? opts->capacity : 1;
+    snprintf (self->type, sizeof self->type, "%s", opts->type);
+    if (gethostname (self->host, sizeof self->host) != 0)
+        snprintf (self->host, sizeof self->host, "unknown");
+    self->host [sizeof self->host - 1] = '\0';
+    if (opts->worker_id && *opts->worker_id)
+        snprintf (self->worker_id, sizeof self->worker_id, "%s", opts->worker_id);
+    else {
+        char rnd [TY_ID_LEN + 1];
+        ty_id_new (rnd);
+        snprintf (self->worker_id, sizeof self->worker_id, "%.8s-%.24s-%d-%s",
+                  self->type, self->host, (int) getpid (), rnd + 12);
+    }
+    self->slots = calloc (self->capacity, sizeof *self->slots);
+    self->zctx = zmq_ctx_new ();
+    if (!self->slots || !self->zctx) {
+        ty_runtime_destroy (&self);
+        return NULL;
+    }
+    for (unsigned i = 0; i < self->capacity; i++)
+        self->slots [i].rt = self;
+    self->pipe = zmq_socket (self->zctx, ZMQ_PULL);
+    if (!self->pipe || zmq_bind (self->pipe, S_PIPE_EP) != 0) {
+        ty_runtime_destroy (&self);
+        return NULL;
+    }
+    ty_backoff_init (&self->backoff, 100, 5000);
+    return self;
+}
+
+void
+ty_runtime_destroy (ty_runtime_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    ty_runtime_t *self = *self_p;
+    if (self->slots) {
+        for (unsigned i = 0; i < self->capacity; i++) {
+            ty_job_t *job = &self->slots [i];
+            if (job->state == S_RUNNING) {
+                /* Still running at exit: it cannot be joined safely; the
+                   process ends with it. Leak its memory rather than race. */
+                pthread_detach (job->thread);
+                continue;
+            }
+            s_job_clear (job);
+        }
+        free (self->slots);
+    }
+    if (self->broker)
+        zmq_close (self->broker);
+    if (self->pipe)
+        zmq_close (self->pipe);
+    /* zmq_ctx_term would wait for a still-running job's PUSH socket. */
+    if (self->zctx && s_busy (self) == 0)
+        zmq_ctx_term (self->zctx);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+ty_runtime_stop (ty_runtime_t *self)
+{
+    if (self->stop < 2)
+        self->stop++;
+}
+
+static void
+s_on_signal (int sig)
+{
+    TY_UNUSED (sig);
+    if (s_signal_target)
+        ty_runtime_stop (s_signal_target);
+}
+
+void
+ty_runtime_handle_signals (ty_runtime_t *self)
+{
+    s_signal_target = self;
+    struct sigaction sa;
+    memset (&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigaction (SIGINT, &sa, NULL);
+    sigaction (SIGTERM, &sa, NULL);
+    signal (SIGPIPE, SIG_IGN);
+}
+
+int
+ty_runtime_run (ty_runtime_t *self)
+{
+    if (s_connect (self) != TY_OK)
+        return TY_ECONNECT;
+    ty_info ("worker %s: type %s, capacity %u, broker %s", self->worker_id, self->type,
+             self->capacity, self->opts.broker);
+    self->next_hb_ms = ty_clock_mono_ms () + self->opts.heartbeat_ms;
+    int announced = 0;
+    int64_t ack_deadline = -1;
+    for (;;) {
+        int64_t now = ty_clock_mono_ms ();
+        if (self->stop && !announced) {
+            announced = 1;
+            self->drain_deadline_ms = now + self->opts.drain_ms;
+            ty_info ("stopping: finishing %u job(s) for up to %d ms", s_busy (self),
+                     self->opts.drain_ms);
+            s_send_heartbeat (self);       /* draining: take nothing new */
+        }
+        if (self->stop) {
+            int running = 0;
+            for (unsigned i = 0; i < self->capacity; i++)
+                running += self->slots [i].state == S_RUNNING;
+            if (self->stop >= 2 || now >= self->drain_deadline_ms || running == 0) {
+                if (running == 0 && s_busy (self) > 0) {
+                    /* Results sent but not yet acknowledged: wait a little. */
+                    if (ack_deadline < 0)
+                        ack_deadline = now + S_ACK_WAIT_MS;
+                }
+                if (running > 0 || s_busy (self) == 0 || now >= ack_deadline
+                ||  self->stop >= 2)
+                    break;
+            }
+        }
+        zmq_pollitem_t items [2] = {
+            { self->broker, 0, ZMQ_POLLIN, 0 },
+            { self->pipe, 0, ZMQ_POLLIN, 0 },
+        };
+        int64_t wait = self->next_hb_ms - now;
+        if (wait < 0)
+            wait = 0;
+        if (wait > 50)
+            wait = 50;
+        int rc = zmq_poll (items, 2, (long) wait);
+        if (rc < 0 && errno != EINTR) {
+            ty_error ("poll: %s", zmq_strerror (errno));
+            break;
+        }
+        if (rc > 0 && (items [1].revents & ZMQ_POLLIN))
+            s_on_pipe (self);
+        if (rc > 0 && (items [0].revents & ZMQ_POLLIN))
+            s_on_broker (self);
+        now = ty_clock_mono_ms ();
+        s_resend_results (self, now);
+        if (now >= self->next_hb_ms) {
+            s_send_heartbeat (self);
+            self->next_hb_ms = now + self->opts.heartbeat_ms;
+        }
+        if (now - self->broker_seen_ms > (int64_t) S_LIVENESS * self->opts.heartbeat_ms) {
+            int64_t delay = ty_backoff_next (&self->backoff);
+            ty_warn ("broker silent for %d heartbeats: reconnecting in %lld ms",
+                     S_LIVENESS, (long long) delay);
+            ty_clock_sleep_ms (delay);
+            s_on_pipe (self);            /* keep results that came meanwhile */
+            s_connect (self);
+        }
+        else
+        if (now - self->broker_seen_ms < self->opts.heartbeat_ms)
+            ty_backoff_reset (&self->backoff);
+    }
+    /* Whatever still runs goes back to the broker for another worker. */
+    int running = 0;
+    for (unsigned i = 0; i < self->capacity; i++)
+        if (self->slots [i].state == S_RUNNING) {
+            atomic_store (&self->slots [i].cancelled, 1);
+            running++;
+        }
+    Ty__Disconnect d = TY__DISCONNECT__INIT;
+    d.reason = running ? "shutting down: handing back unfinished jobs" : "shutting down";
+    Ty__Envelope env = TY__ENVELOPE__INIT;
+    env.cmd_case = TY__ENVELOPE__CMD_DISCONNECT;
+    env.disconnect = &d;
+    s_send (self, &env);
+    /* Give the DISCONNECT a moment on the wire: linger is 0. */
+    int64_t end = ty_clock_mono_ms () + 200;
+    while (ty_clock_mono_ms () < end) {
+        zmq_pollitem_t item = { self->broker, 0, ZMQ_POLLIN, 0 };
+        zmq_poll (&item, 1, 20);
+        if (item.revents & ZMQ_POLLIN) {
+            ty_wire_msg_t msg;
+            if (ty_wire_recv (self->broker, 0, TY_WIRE_MAX_MSG_BYTES, &msg, ZMQ_DONTWAIT) == TY_OK)
+                ty_wire_msg_clear (&msg);
+        }
+    }
+    ty_info ("worker %s stopped (%d job(s) handed back)", self->worker_id, running);
+    return TY_OK;
+}

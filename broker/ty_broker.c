@@ -1490,7 +1490,7 @@ s_apply_ends_reply (ty_broker_t *self, const s_end *e, redisReply *item)
         Ty__ResultAck ack = TY__RESULT_ACK__INIT;
         ack.job_id = (char *) e->id;
         ack.attempt = e->attempt;
-        ack.stale = strcmp (status, "ok") != 0;
+        ack.stale = strcmp (status, "ok") != 0 && strcmp (status, "done") != 0;
         out.cmd_case = TY__ENVELOPE__CMD_RESULT_ACK;
         out.result_ack = &ack;
         s_send_worker (self, e->worker, &out);

@@ -89,7 +89,13 @@ ty_wire_recv (void *sock, int with_route, size_t max_bytes,
         }
         more = zmq_msg_more (&part);
     }
-    /* part is the tag frame. */
+    /* part is the tag frame. The routing frame is made by the ROUTER
+       itself; frames read off the connection carry the peer's fd. */
+    if (with_route) {
+        int fd = zmq_msg_get (&part, ZMQ_SRCFD);
+        if (fd >= 0)
+            msg->srcfd = fd;
+    }
     int tag_ok = zmq_msg_size (&part) == 3
               && memcmp (zmq_msg_data (&part), TY_WIRE_TAG, 3) == 0;
     zmq_msg_close (&part);

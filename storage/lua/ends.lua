@@ -9,6 +9,7 @@
 --                 once, RUNNING gets cancel_requested)
 -- Returns per item: { status, state, attempt, worker, error, released..., "|", cancelled... }
 --   status: "ok", "stale" (fenced), "notfound", "final" (already ended),
+--           "done" (this very result was recorded before),
 --           "running" (cancel forwarded to the worker)
 --   released: id, type, score triples of children that became QUEUED
 --   cancelled: ids of descendants cancelled by the cascade
@@ -87,7 +88,13 @@ for k = 1, n do
   if not st then
     status = 'notfound'
   elseif st == 'SUCCEEDED' or st == 'FAILED' or st == 'CANCELLED' then
-    status = (op == 'cancel') and 'final' or 'stale'
+    if op == 'cancel' then
+      status = 'final'
+    elseif op == 'finish' and cur == attempt and cw == worker then
+      status = 'done'    -- a result sent again after a lost ack: already recorded
+    else
+      status = 'stale'
+    end
   elseif op == 'cancel' then
     if st == 'RUNNING' then
       redis.call('HSET', key, 'cancel_requested', 1, 'message', 'cancel requested')

@@ -27,6 +27,7 @@ struct _ty_client_t {
     void    *sock;
     char     endpoint [256];
     char     errstr [512];
+    char     version [64];    /* the broker's, from the last ping */
     uint64_t next_request;
     s_event *head;
     s_event *tail;
@@ -101,6 +102,12 @@ const char *
 ty_client_errstr (ty_client_t *self)
 {
     return self->errstr;
+}
+
+const char *
+ty_client_broker_version (ty_client_t *self)
+{
+    return self->version;
 }
 
 void
@@ -430,6 +437,44 @@ s_subscribe (ty_client_t *self, const char *job_id, int64_t deadline)
     return s_simple (self, &req, left < 0 || left > 5000 ? 5000 : (int) left, "watch");
 }
 
+/* Events of other jobs seen during a watch: kept in order, then put
+ * back in front of the queue for ty_client_next_event. */
+static void
+s_defer (s_event **list, Ty__Event *ev)
+{
+    Ty__Envelope *env = malloc (sizeof *env);
+    s_event *e = malloc (sizeof *e);
+    if (!env || !e) {
+        free (env);
+        free (e);
+        ty_client_free_msg (ev);
+        return;
+    }
+    ty__envelope__init (env);
+    env->cmd_case = TY__ENVELOPE__CMD_EVENT;
+    env->event = ev;
+    e->env = env;
+    e->next = NULL;
+    while (*list)
+        list = &(*list)->next;
+    *list = e;
+}
+
+static void
+s_requeue_deferred (ty_client_t *self, s_event **list)
+{
+    if (!*list)
+        return;
+    s_event *last = *list;
+    while (last->next)
+        last = last->next;
+    last->next = self->head;
+    if (!self->head)
+        self->tail = last;
+    self->head = *list;
+    *list = NULL;
+}
+
 int
 ty_client_watch (ty_client_t *self, const char *job_id, int timeout_ms,
                  ty_client_watch_fn *fn, void *arg, Ty__Event **last_out)
@@ -437,6 +482,7 @@ ty_client_watch (ty_client_t *self, const char *job_id, int timeout_ms,
     int64_t deadline = timeout_ms < 0 ? -1 : ty_clock_mono_ms () + timeout_ms;
     int all = !job_id || !*job_id;
     Ty__Event *last = NULL;
+    s_event *deferred = NULL;
     int rc = s_subscribe (self, job_id, deadline);
     int64_t quiet_since = ty_clock_mono_ms ();
     while (rc == TY_OK || rc == TY_ETIMEDOUT) {
@@ -466,7 +512,7 @@ ty_client_watch (ty_client_t *self, const char *job_id, int timeout_ms,
             break;
         quiet_since = ty_clock_mono_ms ();
         if (!all && strcmp (ev->job_id, job_id)) {
-            ty_client_free_msg (ev);     /* another job's event: not ours to show */
+            s_defer (&deferred, ev);     /* another job's: for next_event later */
             continue;
         }
         int stop = fn ? fn (ev, arg) : 0;
@@ -476,6 +522,7 @@ ty_client_watch (ty_client_t *self, const char *job_id, int timeout_ms,
         if (stop || (final && !all))
             break;
     }
+    s_requeue_deferred (self, &deferred);
     if (rc == TY_ETIMEDOUT && s_remaining (deadline) == 0)
         s_fail (self, TY_ETIMEDOUT, "watch timed out");
     if (last_out)
@@ -542,8 +589,8 @@ ty_client_ping (ty_client_t *self, int timeout_ms, int64_t *rtt_us)
     if (rc != TY_OK)
         return rc;
     int ok = rep->cmd_case == TY__ENVELOPE__CMD_PONG;
-    if (ok && rep->pong->version && *rep->pong->version)
-        snprintf (self->errstr, sizeof self->errstr, "%s", rep->pong->version);
+    if (ok && rep->pong->version)
+        snprintf (self->version, sizeof self->version, "%s", rep->pong->version);
     ty__envelope__free_unpacked (rep, NULL);
     if (!ok)
         return s_fail (self, TY_EPROTO, "unexpected answer to ping");

@@ -103,9 +103,10 @@ int ty_client_logs (ty_client_t *self, const char *job_id, unsigned tail,
 /* Workers the broker knows. */
 int ty_client_workers (ty_client_t *self, int timeout_ms, Ty__WorkerList **list_out);
 
-/* Round trip to the broker; *rtt_us (may be NULL) gets the time. After
- * success ty_client_errstr() holds the broker's version string. */
+/* Round trip to the broker; *rtt_us (may be NULL) gets the time. */
 int ty_client_ping (ty_client_t *self, int timeout_ms, int64_t *rtt_us);
+/* The broker's version from the last successful ping ("" before). Borrowed. */
+const char *ty_client_broker_version (ty_client_t *self);
 
 /* Frees any Ty__* message returned by this library (NULL-safe). */
 void ty_client_free_msg (void *msg);

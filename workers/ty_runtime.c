@@ -673,6 +673,7 @@ ty_runtime_destroy (ty_runtime_t **self_p)
     if (!self_p || !*self_p)
         return;
     ty_runtime_t *self = *self_p;
+    int running = 0;
     if (self->slots) {
         for (unsigned i = 0; i < self->capacity; i++) {
             ty_job_t *job = &self->slots [i];
@@ -680,6 +681,7 @@ ty_runtime_destroy (ty_runtime_t **self_p)
                 /* Still running at exit: it cannot be joined safely; the
                    process ends with it. Leak its memory rather than race. */
                 pthread_detach (job->thread);
+                running++;
                 continue;
             }
             s_job_clear (job);
@@ -691,7 +693,7 @@ ty_runtime_destroy (ty_runtime_t **self_p)
     if (self->pipe)
         zmq_close (self->pipe);
     /* zmq_ctx_term would wait for a still-running job's PUSH socket. */
-    if (self->zctx && s_busy (self) == 0)
+    if (self->zctx && running == 0)
         zmq_ctx_term (self->zctx);
     free (self);
     *self_p = NULL;

@@ -97,7 +97,8 @@ for k = 1, n do
     end
   elseif op == 'cancel' then
     if st == 'RUNNING' then
-      redis.call('HSET', key, 'cancel_requested', 1, 'message', 'cancel requested')
+      redis.call('HSET', key, 'cancel_requested', 1, 'message', 'cancel requested',
+                 'cancel_reason', (b ~= '' and b) or 'cancelled by user')
       status = 'running'
       attempt = cur; worker = cw
     else
@@ -110,6 +111,9 @@ for k = 1, n do
     status = 'stale'   -- fencing: an old attempt or another worker
   elseif op == 'finish' then
     state = a
+    if state == 'CANCELLED' and cancel_req == '1' then
+      b = redis.call('HGET', key, 'cancel_reason') or b
+    end
     if #outputs > 0 then
       local kv = {}
       for q = 1, #outputs, 2 do
@@ -125,7 +129,9 @@ for k = 1, n do
   else -- requeue
     if cancel_req == '1' then
       state = 'CANCELLED'
-      finalize(id, state, attempt, worker, 'cancelled by user (' .. b .. ')', res)
+      finalize(id, state, attempt, worker,
+               (redis.call('HGET', key, 'cancel_reason') or 'cancelled by user') ..
+               ' (' .. b .. ')', res)
     elseif a == '1' and attempt >= tonumber(maxa) then
       state = 'FAILED'
       finalize(id, state, attempt, worker,

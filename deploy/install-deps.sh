@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages trainyard needs to build, test and run,
+# skipping those already installed. Run as root (or with sudo available).
+# Why each is here: see README.md, "Dependencies".
+set -euo pipefail
+
+pkgs=(
+    gcc g++ make cmake pkg-config            # the build
+    protobuf-c-compiler libprotobuf-c-dev    # wire schema -> C
+    libzmq3-dev                              # transport
+    libhiredis-dev redis-server              # job state
+    libcjson-dev                             # JSON output of the CLI
+    libcmocka-dev                            # unit and integration tests
+    procps                                   # ps/pkill used by scripts
+)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps: all ${#pkgs[@]} packages present"
+    exit 0
+fi
+SUDO=
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1; }
+    SUDO=sudo
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine has no package lists yet; an old list may miss versions.
+$SUDO apt-get update -qq
+# redis-server's postinst tries to start the system service; in a container
+# or chroot without an init that fails harmlessly, and trainyard starts its
+# own redis-server per state directory anyway.
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,179 @@
+/*  test_redis_layout: after a run an operator with nothing but redis-cli can
+ *  read what happened (docs/redis-keys.md): HGETALL ty:job:<id> has a
+ *  readable state, the times, attempt and worker; XRANGE ty:events - + has
+ *  QUEUED, RUNNING, SUCCEEDED for the job, in that order; the bookkeeping
+ *  sets no longer hold a finished job. */
+#include "ty_it.h"
+
+#include <time.h>
+
+#define S_HEARTBEAT_MS   TY_TESTENV_HEARTBEAT_MS
+
+static int64_t
+s_wall_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* HGETALL as a small lookup: the value of field in the flat reply. */
+static const char *
+s_hash_get (const redisReply *r, const char *field)
+{
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (!strcmp (r->element [i]->str, field))
+            return r->element [i + 1]->str;
+    return NULL;
+}
+
+static long long
+s_hash_num (const redisReply *r, const char *field)
+{
+    const char *v = s_hash_get (r, field);
+    if (!v) {
+        fprintf (stderr, "field %s missing\n", field);
+        return -1;
+    }
+    char *end;
+    long long n = strtoll (v, &end, 10);
+    if (end == v || *end) {
+        fprintf (stderr, "field %s = '%s' is not a plain number\n", field, v);
+        return -1;
+    }
+    return n;
+}
+
+static long long
+s_int_reply (ty_testenv_t *env, const char *cmd, const char *id)
+{
+    redisReply *r = ty_testenv_must_redis (env, cmd, id);
+    long long n = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject (r);
+    return n;
+}
+
+static void
+test_redis_layout_job_hash_and_events (void **state)
+{
+    ty_it_t *it = *state;
+    ty_testenv_t *env = it->env;
+    ty_it_must_cluster (env, S_HEARTBEAT_MS, NULL, NULL, 1);
+    ty_client_t *c = ty_it_must_client (it);
+
+    int64_t before = s_wall_ms ();
+    ty_it_noop_t n;
+    ty_it_noop (&n, 100, 0, NULL);
+    n.spec.name = "layout-check";
+    n.spec.priority = 7;
+    char id [TY_ID_LEN + 1];
+    ty_it_must_submit (c, &n.spec, NULL, 0, NULL, id, NULL);
+    assert_int_equal (ty_testenv_wait_state (env, id, "SUCCEEDED", 10000), 0);
+    int64_t after = s_wall_ms ();
+
+    redisReply *t = ty_testenv_must_redis (env, "TYPE ty:job:%s", id);
+    assert_string_equal (t->str, "hash");
+    freeReplyObject (t);
+
+    redisReply *h = ty_testenv_must_redis (env, "HGETALL ty:job:%s", id);
+    assert_int_equal (h->type, REDIS_REPLY_ARRAY);
+    fprintf (stderr, "redis_layout: HGETALL ty:job:%s\n", id);
+    for (size_t i = 0; i + 1 < h->elements; i += 2)
+        if (strcmp (h->element [i]->str, "spec_pb"))     /* binary by design */
+            fprintf (stderr, "  %s = %s\n", h->element [i]->str, h->element [i + 1]->str);
+
+    const char *v;
+    assert_non_null (v = s_hash_get (h, "state"));
+    assert_string_equal (v, "SUCCEEDED");
+    assert_non_null (v = s_hash_get (h, "type"));
+    assert_string_equal (v, "noop");
+    assert_non_null (v = s_hash_get (h, "worker"));
+    assert_string_equal (v, "w1");
+    assert_non_null (v = s_hash_get (h, "name"));
+    assert_string_equal (v, "layout-check");
+    assert_int_equal (s_hash_num (h, "attempt"), 1);
+    assert_int_equal (s_hash_num (h, "priority"), 7);
+    assert_true (s_hash_num (h, "max_attempts") >= 1);
+
+    /* Times are Unix ms, in order, within the test's own window. */
+    long long created = s_hash_num (h, "created_ms");
+    long long started = s_hash_num (h, "started_ms");
+    long long finished = s_hash_num (h, "finished_ms");
+    assert_true (created >= before - 5);          /* a few ms of clock slack */
+    assert_true (created <= started);
+    assert_true (started <= finished);
+    assert_true (finished <= after + 5);
+    /* The noop slept 100 ms between start and finish. */
+    assert_true (finished - started >= 100);
+    long long queued = s_hash_num (h, "queued_ms");
+    assert_true (queued >= created && queued <= started);
+    freeReplyObject (h);
+
+    /* Events: QUEUED, RUNNING (attempt 1 on w1), SUCCEEDED, nothing else. */
+    ty_testenv_event_t ev [16];
+    int nev = ty_testenv_job_events (env, id, ev, 16);
+    for (int i = 0; i < nev && i < 16; i++)
+        fprintf (stderr, "  event %d: state=%s attempt=%u worker=%s reason=%s\n", i,
+                 ev [i].state, ev [i].attempt, ev [i].worker, ev [i].reason);
+    assert_int_equal (nev, 3);
+    assert_string_equal (ev [0].state, "QUEUED");
+    assert_string_equal (ev [1].state, "RUNNING");
+    assert_int_equal (ev [1].attempt, 1);
+    assert_string_equal (ev [1].worker, "w1");
+    assert_string_equal (ev [2].state, "SUCCEEDED");
+
+    /* Bookkeeping: listed for `list`, no longer queued, leased or active. */
+    redisReply *z = ty_testenv_must_redis (env, "ZSCORE ty:jobs %s", id);
+    assert_int_equal (z->type, REDIS_REPLY_STRING);
+    freeReplyObject (z);
+    assert_int_equal (s_int_reply (env, "ZRANK ty:queue:noop %s", id), -1);
+    assert_int_equal (s_int_reply (env, "ZRANK ty:leases %s", id), -1);
+    assert_int_equal (s_int_reply (env, "SISMEMBER ty:active %s", id), 0);
+
+    /* The worker's own record. */
+    redisReply *w = ty_testenv_must_redis (env, "HGET ty:worker:w1 type");
+    assert_int_equal (w->type, REDIS_REPLY_STRING);
+    assert_string_equal (w->str, "noop");
+    freeReplyObject (w);
+    ty_testenv_passed (env);
+}
+
+/* A failed job keeps its reason in plain text, and its events end in FAILED. */
+static void
+test_redis_layout_failed_job_reason (void **state)
+{
+    ty_it_t *it = *state;
+    ty_testenv_t *env = it->env;
+    ty_it_must_cluster (env, S_HEARTBEAT_MS, NULL, NULL, 1);
+    ty_client_t *c = ty_it_must_client (it);
+
+    ty_it_noop_t n;
+    ty_it_noop (&n, 0, 1, "layout: failed on purpose");
+    n.spec.max_attempts = 1;
+    char id [TY_ID_LEN + 1];
+    ty_it_must_submit (c, &n.spec, NULL, 0, NULL, id, NULL);
+    assert_int_equal (ty_testenv_wait_state (env, id, "FAILED", 10000), 0);
+    char *err = ty_testenv_job_field (env, id, "error");
+    assert_non_null (err);
+    if (!strstr (err, "layout: failed on purpose"))
+        fail_msg ("error field '%s' lost the job's message", err);
+    free (err);
+    assert_true (ty_testenv_job_num (env, id, "finished_ms") > 0);
+    assert_int_equal (ty_testenv_event_count (env, id, "FAILED"), 1);
+    assert_int_equal (ty_testenv_event_count (env, id, "SUCCEEDED"), 0);
+    ty_testenv_passed (env);
+}
+
+TY_IT_SETUP ("redis_layout")
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup_teardown (test_redis_layout_job_hash_and_events, s_setup,
+                                         ty_it_teardown),
+        cmocka_unit_test_setup_teardown (test_redis_layout_failed_job_reason, s_setup,
+                                         ty_it_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

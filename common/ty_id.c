@@ -11,19 +11,28 @@ static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t  s_last_ms;
 static uint32_t s_seq;
 
+static uint64_t s_rng;       /* xorshift state, seeded once from urandom */
+
+/* Random bits for the counter's start each ms. Not for secrets: ids only
+   need to differ between processes that create them in the same ms. */
 static uint32_t
 s_random30 (void)
 {
-    uint32_t r = 0;
-    int fd = open ("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (read (fd, &r, sizeof r) != sizeof r)
-            r = 0;
-        close (fd);
+    if (s_rng == 0) {
+        int fd = open ("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            if (read (fd, &s_rng, sizeof s_rng) != sizeof s_rng)
+                s_rng = 0;
+            close (fd);
+        }
+        s_rng ^= ((uint64_t) getpid () << 32) ^ (uint64_t) ty_clock_mono_us ();
+        if (s_rng == 0)
+            s_rng = 0x9e3779b97f4a7c15ULL;
     }
-    if (r == 0)
-        r = (uint32_t) getpid () * 2654435761u ^ (uint32_t) ty_clock_mono_us ();
-    return r & 0x3fffffffu;
+    s_rng ^= s_rng << 13;
+    s_rng ^= s_rng >> 7;
+    s_rng ^= s_rng << 17;
+    return (uint32_t) (s_rng >> 17) & 0x3fffffffu;
 }
 
 void

@@ -1,7 +1,6 @@
 #include "ty_redis.h"
 #include "ty_error.h"
 #include "ty_log.h"
-#include "ty_lua_scripts.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,12 +12,7 @@ struct _ty_redis_t {
     int   port;
     char  path [256];     /* unix socket, if set */
     redisContext *ctx;
-    char  sha [TY_SCRIPT_COUNT][41];
     char  errstr [256];
-};
-
-static const char *s_scripts [TY_SCRIPT_COUNT] = {
-    ty_lua_submit, ty_lua_assign, ty_lua_ends, ty_lua_progress
 };
 
 ty_redis_t *
@@ -109,20 +103,6 @@ ty_redis_connect (ty_redis_t *self)
     }
     redisSetTimeout (c, tv);
     redisEnableKeepAlive (c);
-    for (int i = 0; i < TY_SCRIPT_COUNT; i++) {
-        redisReply *r = redisCommand (c, "SCRIPT LOAD %s", s_scripts [i]);
-        if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
-            snprintf (self->errstr, sizeof self->errstr, "SCRIPT LOAD failed: %s",
-                      r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
-            if (r)
-                freeReplyObject (r);
-            redisFree (c);
-            return TY_ESTORE;
-        }
-        memcpy (self->sha [i], r->str, 40);
-        self->sha [i][40] = '\0';
-        freeReplyObject (r);
-    }
     self->ctx = c;
     self->errstr [0] = '\0';
     return TY_OK;
@@ -277,14 +257,6 @@ s_append_argv (ty_redis_t *self, size_t pre, const char **pre_argv,
         return TY_ESTORE;
     }
     return TY_OK;
-}
-
-int
-ty_redis_append_script (ty_redis_t *self, ty_script_t script, const ty_argv_t *a)
-{
-    const char *pre [3] = { "EVALSHA", self->sha [script], "0" };
-    size_t lens [3] = { 7, 40, 1 };
-    return s_append_argv (self, 3, pre, lens, a);
 }
 
 int

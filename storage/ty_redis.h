@@ -1,5 +1,5 @@
-/*  ty_redis: one hiredis connection with Lua scripts loaded and an argument
- *  builder for pipelined commands.
+/*  ty_redis: one hiredis connection and an argument builder for pipelined
+ *  commands.
  *
  *  After any I/O error the connection is discarded (hiredis contexts cannot
  *  be reused): ty_redis_ok() turns 0 and the owner calls ty_redis_connect()
@@ -13,22 +13,13 @@
 
 #define TY_REDIS_TIMEOUT_MS 2000   /* connect and command timeout */
 
-/* The scripts of storage/lua, by index. */
-typedef enum {
-    TY_SCRIPT_SUBMIT = 0,
-    TY_SCRIPT_ASSIGN,
-    TY_SCRIPT_ENDS,
-    TY_SCRIPT_PROGRESS,
-    TY_SCRIPT_COUNT
-} ty_script_t;
-
 typedef struct _ty_redis_t ty_redis_t;
 
 /* url: redis://host:port or unix:///path/to.sock. NULL if the url is bad. */
 ty_redis_t *ty_redis_new (const char *url);
 void ty_redis_destroy (ty_redis_t **self_p);
 
-/* (Re)connects and loads the scripts. TY_OK or TY_ESTORE (see errstr). */
+/* (Re)connects. TY_OK or TY_ESTORE (see errstr). */
 int ty_redis_connect (ty_redis_t *self);
 int ty_redis_ok (ty_redis_t *self);
 /* The last error, borrowed. */
@@ -60,13 +51,10 @@ void ty_argv_dbl   (ty_argv_t *a, double v);
 /* Replaces argument i (already pushed) with an integer: for counts known late. */
 void ty_argv_set_int (ty_argv_t *a, size_t i, int64_t v);
 
-/* Appends EVALSHA <script> 0 <args...> to the pipeline (args as in a). */
-int ty_redis_append_script (ty_redis_t *self, ty_script_t script, const ty_argv_t *a);
 /* Appends any command. */
 int ty_redis_append (ty_redis_t *self, const ty_argv_t *a);
 /* Reads the next pipelined reply. NULL on I/O error (connection then failed).
- * Caller frees with freeReplyObject. A NOSCRIPT error is never seen: scripts
- * are loaded on connect and a restarted Redis means a new connection. */
+ * Caller frees with freeReplyObject. */
 redisReply *ty_redis_reply (ty_redis_t *self);
 /* One command, synchronously: append + reply. */
 redisReply *ty_redis_command (ty_redis_t *self, const ty_argv_t *a);

@@ -33,6 +33,12 @@ typedef enum { S_FREE = 0, S_RUNNING, S_DONE } s_slot_state;
 
 struct _ty_job_t {
     ty_runtime_t *rt;
+    /* the slot's thread: started once, runs one job per `go` */
+    pthread_mutex_t lock;
+    pthread_cond_t  cond;
+    int         go;                 /* a job is waiting to run */
+    int         quit;
+    int         has_thread;
     char        id [TY_ID_LEN + 1];
     uint32_t    attempt;
     Ty__JobSpec *spec;
@@ -254,13 +260,28 @@ s_job_clear (ty_job_t *job)
     free (job->result);
     if (job->spec)
         ty__job_spec__free_unpacked (job->spec, NULL);
-    ty_runtime_t *rt = job->rt;
-    memset (job, 0, sizeof *job);
-    job->rt = rt;
+    job->spec = NULL;
+    job->result = NULL;
+    job->result_len = 0;
+    job->result_sent_ms = 0;
+    job->data = NULL;
+    job->data_len = 0;
+    job->nmetrics = job->noutputs = 0;
+    job->metrics_dirty = job->progress_pending = 0;
+    job->last_progress_ms = 0;
+    job->fraction = 0;
+    job->phase [0] = job->message [0] = job->error [0] = '\0';
+    job->id [0] = '\0';
+    job->attempt = 0;
+    job->state = S_FREE;
 }
 
+static void s_job_run (ty_job_t *job);
+
+/* A slot's thread: waits for a job, runs it, waits again. Kept for the
+ * worker's life, so a job costs no thread or socket creation. */
 static void *
-s_job_main (void *arg)
+s_slot_main (void *arg)
 {
     ty_job_t *job = arg;
     ty_runtime_t *rt = job->rt;
@@ -273,6 +294,27 @@ s_job_main (void *arg)
             job->push = NULL;
         }
     }
+    for (;;) {
+        pthread_mutex_lock (&job->lock);
+        while (!job->go && !job->quit)
+            pthread_cond_wait (&job->cond, &job->lock);
+        int quit = job->quit && !job->go;
+        job->go = 0;
+        pthread_mutex_unlock (&job->lock);
+        if (quit)
+            break;
+        s_job_run (job);
+    }
+    if (job->push)
+        zmq_close (job->push);
+    job->push = NULL;
+    return NULL;
+}
+
+static void
+s_job_run (ty_job_t *job)
+{
+    ty_runtime_t *rt = job->rt;
     ty_job_rc_t rc = rt->opts.fn (job, rt->opts.arg);
     if (job->progress_pending)
         s_progress_flush (job);
@@ -308,12 +350,8 @@ s_job_main (void *arg)
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.cmd_case = TY__ENVELOPE__CMD_RESULT;
     env.result = &res;
-    s_job_send (job, &env);
-    if (job->push)
-        zmq_close (job->push);
-    job->push = NULL;
     atomic_store (&job->finished, 1);
-    return NULL;
+    s_job_send (job, &env);
 }
 
 /* =========================================================================
@@ -487,12 +525,10 @@ s_on_assign (ty_runtime_t *self, Ty__Assign *as)
     atomic_store (&job->cancelled, 0);
     atomic_store (&job->finished, 0);
     s_send_accept (self, job->id, job->attempt, 0);
-    if (pthread_create (&job->thread, NULL, s_job_main, job) != 0) {
-        ty_error ("job %s: cannot start a thread", job->id);
-        job->state = S_FREE;
-        s_job_clear (job);
-        return;
-    }
+    pthread_mutex_lock (&job->lock);
+    job->go = 1;
+    pthread_cond_signal (&job->cond);
+    pthread_mutex_unlock (&job->lock);
     ty_debug ("job %s attempt %u started", job->id, job->attempt);
 }
 
@@ -570,7 +606,6 @@ s_on_pipe (ty_runtime_t *self)
         if (env->cmd_case == TY__ENVELOPE__CMD_RESULT) {
             ty_job_t *job = s_find (self, env->result->job_id, env->result->attempt);
             if (job) {
-                pthread_join (job->thread, NULL);
                 job->state = S_DONE;
                 job->result_len = ty__envelope__get_packed_size (env);
                 job->result = malloc (job->result_len);
@@ -656,12 +691,24 @@ ty_runtime_new (const ty_runtime_opts_t *opts)
         ty_runtime_destroy (&self);
         return NULL;
     }
-    for (unsigned i = 0; i < self->capacity; i++)
-        self->slots [i].rt = self;
     self->pipe = zmq_socket (self->zctx, ZMQ_PULL);
     if (!self->pipe || zmq_bind (self->pipe, S_PIPE_EP) != 0) {
         ty_runtime_destroy (&self);
         return NULL;
+    }
+    int hwm = 100000;
+    zmq_setsockopt (self->pipe, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    for (unsigned i = 0; i < self->capacity; i++) {
+        ty_job_t *job = &self->slots [i];
+        job->rt = self;
+        pthread_mutex_init (&job->lock, NULL);
+        pthread_cond_init (&job->cond, NULL);
+        if (pthread_create (&job->thread, NULL, s_slot_main, job) != 0) {
+            ty_error ("cannot start job thread %u", i);
+            ty_runtime_destroy (&self);
+            return NULL;
+        }
+        job->has_thread = 1;
     }
     ty_backoff_init (&self->backoff, 100, 5000);
     return self;
@@ -677,16 +724,26 @@ ty_runtime_destroy (ty_runtime_t **self_p)
     if (self->slots) {
         for (unsigned i = 0; i < self->capacity; i++) {
             ty_job_t *job = &self->slots [i];
-            if (job->state == S_RUNNING) {
+            if (!job->has_thread)
+                continue;
+            if (job->state == S_RUNNING && !atomic_load (&job->finished)) {
                 /* Still running at exit: it cannot be joined safely; the
                    process ends with it. Leak its memory rather than race. */
                 pthread_detach (job->thread);
                 running++;
                 continue;
             }
+            pthread_mutex_lock (&job->lock);
+            job->quit = 1;
+            pthread_cond_signal (&job->cond);
+            pthread_mutex_unlock (&job->lock);
+            pthread_join (job->thread, NULL);
             s_job_clear (job);
+            pthread_mutex_destroy (&job->lock);
+            pthread_cond_destroy (&job->cond);
         }
-        free (self->slots);
+        if (running == 0)
+            free (self->slots);
     }
     if (self->broker)
         zmq_close (self->broker);

@@ -222,7 +222,13 @@ s_spawn (ty_testenv_t *self, const char *name, char *const argv [])
         if (nul < 0 || dup2 (nul, 0) < 0 || dup2 (fd, 1) < 0 || dup2 (fd, 2) < 0)
             _exit (127);
         execv (argv [0], argv);
-        dprintf (2, "ty_testenv: exec %s: %s\n", argv [0], strerror (errno));
+        /* Only async-signal-safe calls between fork and exec (the test may
+           have client threads): a fixed message, the path, no stdio. */
+        static const char msg [] = "ty_testenv: exec failed: ";
+        ssize_t w = write (2, msg, sizeof msg - 1);
+        w = write (2, argv [0], strlen (argv [0]));
+        w = write (2, "\n", 1);
+        (void) w;
         _exit (127);
     }
     close (fd);

@@ -1,0 +1,64 @@
+/*  ty_jobs: the broker's memory of every job that has not ended.
+ *
+ *  The broker is the only writer of job state, so this table is the
+ *  authority while the broker runs, and Redis is its durable copy: every
+ *  change here is recorded in the same turn's ty_state transaction, and
+ *  after a restart or a Redis outage the table is rebuilt from Redis
+ *  (ty:active). Ended jobs leave the table. */
+#ifndef TY_JOBS_H
+#define TY_JOBS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ty_id.h"
+#include "ty_jobstate.h"
+
+#define TY_JOBS_WORKER_MAX 64
+
+typedef struct {
+    char     id [TY_ID_LEN + 1];
+    char     type [32];
+    ty_jobstate_t state;
+    uint32_t priority;
+    double   score;              /* queue order, see ty_dispatch_score */
+    uint32_t attempt;            /* 0 before the first run */
+    uint32_t max_attempts;
+    char     worker [TY_JOBS_WORKER_MAX + 1];
+    uint8_t *spec_pb;            /* the packed JobSpec, sent with ASSIGN */
+    size_t   spec_len;
+    int      cancel_requested;
+    char     cancel_reason [256];
+    uint32_t waiting;            /* parents not yet succeeded (PENDING) */
+    char   (*children) [TY_ID_LEN + 1];
+    size_t   nchildren, cchildren;
+    /* RUNNING only */
+    int64_t  deadline_ms;        /* monotonic: accept, lease or re-attach deadline */
+    int      accepted;
+    int      attached;           /* 0 after a rebuild until the worker says READY */
+} ty_jobrec_t;
+
+typedef struct _ty_jobs_t ty_jobs_t;
+
+ty_jobs_t *ty_jobs_new (void);
+void ty_jobs_destroy (ty_jobs_t **self_p);
+
+/* A new zeroed record for id (copied), in the table. NULL on ENOMEM or if
+ * id is already there. */
+ty_jobrec_t *ty_jobs_add (ty_jobs_t *self, const char *id);
+ty_jobrec_t *ty_jobs_find (ty_jobs_t *self, const char *id);
+/* Removes and frees the record. */
+void ty_jobs_remove (ty_jobs_t *self, const char *id);
+/* Removes and frees every record. */
+void ty_jobs_clear (ty_jobs_t *self);
+size_t ty_jobs_count (ty_jobs_t *self);
+
+/* Records in no particular order; fn must not add or remove records. */
+typedef void (ty_jobs_fn) (ty_jobrec_t *job, void *arg);
+void ty_jobs_each (ty_jobs_t *self, ty_jobs_fn *fn, void *arg);
+
+/* Copies the spec. TY_OK or TY_ENOMEM. */
+int  ty_jobrec_set_spec (ty_jobrec_t *job, const void *pb, size_t len);
+/* Adds a child id. TY_OK or TY_ENOMEM. */
+int  ty_jobrec_add_child (ty_jobrec_t *job, const char *child_id);
+
+#endif

@@ -1,0 +1,361 @@
+/*  ty_state: see ty_state.h. */
+#include "ty_state.h"
+#include "ty_error.h"
+#include "ty_hash.h"
+#include "ty_log.h"
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { S_ZSET = 0, S_SET = 1 };
+
+typedef struct {
+    int     kind;        /* S_ZSET or S_SET */
+    int     add;         /* 1 add, 0 remove */
+    double  score;
+    char    key [96];    /* suffix after the prefix */
+    char    member [64];
+    int     live;        /* still the last change of (key, member) */
+} s_member_op;
+
+struct _ty_state_t {
+    ty_redis_t *redis;
+    char        prefix [64];
+    char        epoch_key [96];
+    ty_argv_t  *cmds;
+    size_t      ncmds, ccmds;
+    s_member_op *ops;
+    size_t      nops, cops;
+    ty_argv_t   tmp;
+};
+
+static int
+s_grow (void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return TY_OK;
+    size_t n = *cap ? *cap * 2 : 64;
+    while (n < need)
+        n *= 2;
+    void *p = realloc (*arr, n * elem);
+    if (!p)
+        return TY_ENOMEM;
+    memset ((char *) p + *cap * elem, 0, (n - *cap) * elem);
+    *arr = p;
+    *cap = n;
+    return TY_OK;
+}
+
+ty_state_t *
+ty_state_new (ty_redis_t *redis, const char *prefix)
+{
+    ty_state_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->redis = redis;
+    snprintf (self->prefix, sizeof self->prefix, "%s", prefix);
+    snprintf (self->epoch_key, sizeof self->epoch_key, "%sbroker:epoch", prefix);
+    ty_argv_init (&self->tmp);
+    return self;
+}
+
+void
+ty_state_destroy (ty_state_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    ty_state_t *self = *self_p;
+    for (size_t i = 0; i < self->ccmds; i++)
+        ty_argv_free (&self->cmds [i]);
+    free (self->cmds);
+    free (self->ops);
+    ty_argv_free (&self->tmp);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+ty_state_prefix (ty_state_t *self)
+{
+    return self->prefix;
+}
+
+int
+ty_state_claim (ty_state_t *self, int64_t *epoch_out)
+{
+    redisContext *c = ty_redis_ctx (self->redis);
+    if (!c)
+        return TY_ESTORE;
+    redisReply *r = redisCommand (c, "INCR %s", self->epoch_key);
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        if (r)
+            freeReplyObject (r);
+        ty_redis_fail (self->redis, "INCR broker epoch failed");
+        return TY_ESTORE;
+    }
+    long long epoch = r->integer;
+    freeReplyObject (r);
+    /* Watched from now on, between turns too (commit re-arms it), so any
+       other broker's claim makes our next EXEC fail. */
+    r = redisCommand (c, "WATCH %s", self->epoch_key);
+    if (r)
+        freeReplyObject (r);
+    r = redisCommand (c, "GET %s", self->epoch_key);
+    if (!r) {
+        ty_redis_fail (self->redis, "GET broker epoch failed");
+        return TY_ESTORE;
+    }
+    long long now = r->type == REDIS_REPLY_STRING ? strtoll (r->str, NULL, 10) : -1;
+    freeReplyObject (r);
+    if (now != epoch)
+        return TY_ESTALE;
+    if (epoch_out)
+        *epoch_out = epoch;
+    return TY_OK;
+}
+
+/* ---- recording ------------------------------------------------------------ */
+
+static ty_argv_t *
+s_cmd (ty_state_t *self)
+{
+    if (s_grow ((void **) &self->cmds, &self->ccmds, self->ncmds + 1, sizeof *self->cmds))
+        return NULL;
+    ty_argv_t *a = &self->cmds [self->ncmds++];
+    ty_argv_reset (a);
+    return a;
+}
+
+ty_argv_t *
+ty_state_raw (ty_state_t *self)
+{
+    ty_argv_t *a = s_cmd (self);
+    if (!a) {
+        /* Out of memory: hand back a scratch vector that is never sent. */
+        ty_argv_reset (&self->tmp);
+        self->tmp.oom = 1;
+        return &self->tmp;
+    }
+    return a;
+}
+
+void
+ty_state_hset (ty_state_t *self, const char *id, size_t nfields,
+               const char *const *fields, const char *const *values, const size_t *lens)
+{
+    ty_argv_t *a = ty_state_raw (self);
+    char key [128];
+    snprintf (key, sizeof key, "%sjob:%s", self->prefix, id);
+    ty_argv_str (a, "HSET");
+    ty_argv_str (a, key);
+    for (size_t i = 0; i < nfields; i++) {
+        ty_argv_str (a, fields [i]);
+        if (lens)
+            ty_argv_bin (a, values [i], lens [i]);
+        else
+            ty_argv_str (a, values [i]);
+    }
+}
+
+void
+ty_state_hincr (ty_state_t *self, const char *id, const char *field, int64_t by)
+{
+    ty_argv_t *a = ty_state_raw (self);
+    char key [128];
+    snprintf (key, sizeof key, "%sjob:%s", self->prefix, id);
+    ty_argv_str (a, "HINCRBY");
+    ty_argv_str (a, key);
+    ty_argv_str (a, field);
+    ty_argv_int (a, by);
+}
+
+void
+ty_state_event (ty_state_t *self, size_t npairs, const char *const *pairs)
+{
+    ty_argv_t *a = ty_state_raw (self);
+    char key [96];
+    snprintf (key, sizeof key, "%sevents", self->prefix);
+    ty_argv_str (a, "XADD");
+    ty_argv_str (a, key);
+    ty_argv_str (a, "MAXLEN");
+    ty_argv_str (a, "~");
+    ty_argv_int (a, TY_STATE_EVENTS_MAX);
+    ty_argv_str (a, "*");
+    for (size_t i = 0; i < 2 * npairs; i++)
+        ty_argv_str (a, pairs [i]);
+}
+
+static void
+s_member (ty_state_t *self, int kind, int add, const char *set, double score,
+          const char *member)
+{
+    if (s_grow ((void **) &self->ops, &self->cops, self->nops + 1, sizeof *self->ops))
+        return;
+    s_member_op *op = &self->ops [self->nops++];
+    op->kind = kind;
+    op->add = add;
+    op->score = score;
+    op->live = 1;
+    snprintf (op->key, sizeof op->key, "%s", set);
+    snprintf (op->member, sizeof op->member, "%s", member);
+}
+
+void ty_state_zadd (ty_state_t *self, const char *set, double score, const char *member)
+{ s_member (self, S_ZSET, 1, set, score, member); }
+void ty_state_zrem (ty_state_t *self, const char *set, const char *member)
+{ s_member (self, S_ZSET, 0, set, 0, member); }
+void ty_state_sadd (ty_state_t *self, const char *set, const char *member)
+{ s_member (self, S_SET, 1, set, 0, member); }
+void ty_state_srem (ty_state_t *self, const char *set, const char *member)
+{ s_member (self, S_SET, 0, set, 0, member); }
+
+size_t
+ty_state_pending (ty_state_t *self)
+{
+    return self->ncmds + self->nops;
+}
+
+void
+ty_state_discard (ty_state_t *self)
+{
+    self->ncmds = 0;
+    self->nops = 0;
+}
+
+/* ---- commit ----------------------------------------------------------------- */
+
+/* Marks every op that a later op on the same (key, member) overrides. */
+static void
+s_net_effect (ty_state_t *self)
+{
+    if (self->nops < 2)
+        return;
+    ty_hash_t *last = ty_hash_new ();
+    if (!last)
+        return;             /* all ops stay live, applied in order below */
+    char k [200];
+    for (size_t i = 0; i < self->nops; i++) {
+        s_member_op *op = &self->ops [i];
+        snprintf (k, sizeof k, "%s\n%s", op->key, op->member);
+        s_member_op *prev = ty_hash_get (last, k);
+        if (prev)
+            prev->live = 0;
+        ty_hash_put (last, k, op);
+    }
+    ty_hash_destroy (&last);
+}
+
+/* Groups live ops by (kind, add, key) into one command each. Ops of one
+ * (key, member) are at most one live op, so the order of groups is free. */
+static int
+s_emit_members (ty_state_t *self)
+{
+    size_t done = 0;
+    char *used = calloc (self->nops ? self->nops : 1, 1);
+    if (!used)
+        return TY_ENOMEM;
+    for (size_t i = 0; i < self->nops; i++) {
+        s_member_op *op = &self->ops [i];
+        if (!op->live || used [i])
+            continue;
+        ty_argv_t *a = s_cmd (self);
+        if (!a) {
+            free (used);
+            return TY_ENOMEM;
+        }
+        char key [160];
+        snprintf (key, sizeof key, "%s%s", self->prefix, op->key);
+        ty_argv_str (a, op->kind == S_ZSET ? (op->add ? "ZADD" : "ZREM")
+                                           : (op->add ? "SADD" : "SREM"));
+        ty_argv_str (a, key);
+        for (size_t j = i; j < self->nops; j++) {
+            s_member_op *o = &self->ops [j];
+            if (!o->live || used [j] || o->kind != op->kind || o->add != op->add
+            ||  strcmp (o->key, op->key))
+                continue;
+            if (o->kind == S_ZSET && o->add)
+                ty_argv_dbl (a, o->score);
+            ty_argv_str (a, o->member);
+            used [j] = 1;
+            done++;
+        }
+    }
+    free (used);
+    (void) done;
+    return TY_OK;
+}
+
+int
+ty_state_commit (ty_state_t *self)
+{
+    if (!ty_redis_ok (self->redis)) {
+        ty_state_discard (self);
+        return TY_ESTORE;
+    }
+    s_net_effect (self);
+    size_t nbody = self->ncmds;
+    if (s_emit_members (self) != TY_OK) {
+        ty_state_discard (self);
+        return TY_ENOMEM;
+    }
+    size_t n = self->ncmds;
+    if (n == 0) {
+        ty_state_discard (self);
+        return TY_OK;
+    }
+    int rc = TY_OK;
+    ty_argv_t *a = &self->tmp;
+    ty_argv_reset (a);
+    ty_argv_str (a, "MULTI");
+    rc = ty_redis_append (self->redis, a);
+    for (size_t i = 0; rc == TY_OK && i < n; i++)
+        rc = ty_redis_append (self->redis, &self->cmds [i]);
+    if (rc == TY_OK) {
+        ty_argv_reset (a);
+        ty_argv_str (a, "EXEC");
+        rc = ty_redis_append (self->redis, a);
+    }
+    if (rc == TY_OK) {
+        ty_argv_reset (a);
+        ty_argv_str (a, "WATCH");
+        ty_argv_str (a, self->epoch_key);
+        rc = ty_redis_append (self->redis, a);
+    }
+    ty_state_discard (self);
+    if (rc != TY_OK)
+        return rc == TY_ENOMEM ? TY_ENOMEM : TY_ESTORE;
+
+    /* MULTI, n x QUEUED, EXEC, WATCH */
+    int result = TY_OK;
+    for (size_t i = 0; i < n + 3; i++) {
+        redisReply *r = ty_redis_reply (self->redis);
+        if (!r)
+            return TY_ESTORE;
+        if (i == n + 1) {
+            if (r->type == REDIS_REPLY_NIL)
+                result = TY_ESTALE;      /* the epoch moved: another broker */
+            else
+            if (r->type == REDIS_REPLY_ARRAY) {
+                for (size_t k = 0; k < r->elements; k++)
+                    if (r->element [k]->type == REDIS_REPLY_ERROR)
+                        ty_error ("redis rejected command %zu of a turn: %s",
+                                  k, r->element [k]->str);
+            }
+            else
+            if (r->type == REDIS_REPLY_ERROR) {
+                ty_error ("EXEC: %s", r->str);
+                result = TY_ESTORE;
+            }
+        }
+        else
+        if (r->type == REDIS_REPLY_ERROR && i > 0 && i <= n) {
+            ty_error ("redis refused command %zu of %zu (%s): %s", i - 1, n,
+                      i - 1 < nbody ? "job write" : "membership", r->str);
+        }
+        freeReplyObject (r);
+    }
+    if (result == TY_ESTORE)
+        ty_redis_fail (self->redis, "EXEC failed");
+    return result;
+}

@@ -13,6 +13,16 @@ pkgs=(
     libcmocka-dev                            # unit and integration tests
     procps                                   # ps/pkill used by scripts
 )
+# Each module lists what it needs in deploy/deps/<module>.txt (one package
+# a line, # comments), so parts can add packages without editing this file.
+here=$(cd "$(dirname "$0")" && pwd)
+for f in "$here"/deps/*.txt; do
+    [ -e "$f" ] || continue
+    while read -r p _; do
+        case "$p" in ''|'#'*) continue ;; esac
+        pkgs+=("$p")
+    done < "$f"
+done
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

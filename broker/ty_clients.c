@@ -813,12 +813,22 @@ s_on_submit (ty_broker_t *self, ty_wire_msg_t *msg)
             plist, waits, it->pipeline, it->idempotency_key, now,
             state == TY_JOB_QUEUED ? now : "", "", state == TY_JOB_CANCELLED ? now : "",
             "0", "", "", dead, summary, "", "0", score, (const char *) spec };
-        size_t nf = sizeof f / sizeof f [0];
+        /* Empty fields are left out: HGET of a missing field reads as
+           empty (nil) for redis-cli users too, and a submit is the hottest
+           write of all. The spec is binary: its length is given. */
+        size_t nall = sizeof f / sizeof f [0], nf = 0;
+        const char *fv [sizeof f / sizeof f [0]], *vv [sizeof f / sizeof f [0]];
         size_t lens [sizeof f / sizeof f [0]];
-        for (size_t k = 0; k < nf; k++)
-            lens [k] = strlen (v [k]);
-        lens [nf - 1] = speclen;
-        ty_state_hset (self->state, ids [i], nf, f, v, lens);
+        for (size_t k = 0; k + 1 < nall; k++)
+            if (*v [k]) {
+                fv [nf] = f [k];
+                vv [nf] = v [k];
+                lens [nf++] = strlen (v [k]);
+            }
+        fv [nf] = f [nall - 1];
+        vv [nf] = v [nall - 1];
+        lens [nf++] = speclen;
+        ty_state_hset (self->state, ids [i], nf, fv, vv, lens);
         ty_state_zadd (self->state, "jobs", (double) wall, ids [i]);
         if (*it->idempotency_key) {
             ty_argv_t *a = ty_state_raw (self->state);

@@ -53,6 +53,22 @@ void ty_argv_set_int (ty_argv_t *a, size_t i, int64_t v);
 
 /* Appends any command. */
 int ty_redis_append (ty_redis_t *self, const ty_argv_t *a);
+
+/* A growable byte buffer of RESP-encoded commands, for many commands in one
+ * append (hiredis's own formatting costs more than the commands at high rates). */
+typedef struct {
+    char  *data;
+    size_t len;
+    size_t cap;
+    int    oom;
+} ty_resp_t;
+
+void ty_resp_reset (ty_resp_t *b);
+void ty_resp_free (ty_resp_t *b);
+/* Encodes one command (the arguments of a) at the end of b. */
+void ty_resp_add (ty_resp_t *b, const ty_argv_t *a);
+/* Appends the encoded commands to the pipeline. TY_OK, TY_ENOMEM or TY_ESTORE. */
+int  ty_redis_append_resp (ty_redis_t *self, const ty_resp_t *b);
 /* Reads the next pipelined reply. NULL on I/O error (connection then failed).
  * Caller frees with freeReplyObject. */
 redisReply *ty_redis_reply (ty_redis_t *self);

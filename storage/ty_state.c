@@ -17,6 +17,7 @@ typedef struct {
     char    key [96];    /* suffix after the prefix */
     char    member [64];
     int     live;        /* still the last change of (key, member) */
+    int     first_add;   /* the first change of (key, member) this turn was an add */
 } s_member_op;
 
 struct _ty_state_t {
@@ -28,6 +29,7 @@ struct _ty_state_t {
     s_member_op *ops;
     size_t      nops, cops;
     ty_argv_t   tmp;
+    ty_resp_t   resp;
 };
 
 static int
@@ -71,6 +73,7 @@ ty_state_destroy (ty_state_t **self_p)
     free (self->cmds);
     free (self->ops);
     ty_argv_free (&self->tmp);
+    ty_resp_free (&self->resp);
     free (self);
     *self_p = NULL;
 }
@@ -239,9 +242,26 @@ s_net_effect (ty_state_t *self)
         s_member_op *op = &self->ops [i];
         snprintf (k, sizeof k, "%s\n%s", op->key, op->member);
         s_member_op *prev = ty_hash_get (last, k);
-        if (prev)
+        if (prev) {
             prev->live = 0;
+            op->first_add = prev->first_add;
+        }
+        else
+            op->first_add = op->add;
         ty_hash_put (last, k, op);
+    }
+    /* Added and removed in the same turn (a job queued and assigned, or
+       assigned and finished, in one turn): no command at all. That needs
+       the member to have been absent before the turn, which holds for the
+       job-state sets (a job enters a queue, the leases or the active set
+       once per stay, and only by a transition from outside it), not for
+       e.g. the workers set, which is re-added on every heartbeat. */
+    for (size_t i = 0; i < self->nops; i++) {
+        s_member_op *op = &self->ops [i];
+        if (op->live && !op->add && op->first_add
+        &&  (!strncmp (op->key, "queue:", 6) || !strcmp (op->key, "leases")
+             || !strcmp (op->key, "active")))
+            op->live = 0;
     }
     ty_hash_destroy (&last);
 }
@@ -304,23 +324,25 @@ ty_state_commit (ty_state_t *self)
         ty_state_discard (self);
         return TY_OK;
     }
-    int rc = TY_OK;
+    /* The whole transaction is encoded once and appended in one piece. */
+    ty_resp_t *b = &self->resp;
+    ty_resp_reset (b);
     ty_argv_t *a = &self->tmp;
     ty_argv_reset (a);
     ty_argv_str (a, "MULTI");
-    rc = ty_redis_append (self->redis, a);
-    for (size_t i = 0; rc == TY_OK && i < n; i++)
-        rc = ty_redis_append (self->redis, &self->cmds [i]);
-    if (rc == TY_OK) {
-        ty_argv_reset (a);
-        ty_argv_str (a, "EXEC");
-        rc = ty_redis_append (self->redis, a);
-    }
-    if (rc == TY_OK) {
-        ty_argv_reset (a);
-        ty_argv_str (a, "WATCH");
-        ty_argv_str (a, self->epoch_key);
-        rc = ty_redis_append (self->redis, a);
+    ty_resp_add (b, a);
+    for (size_t i = 0; i < n; i++)
+        ty_resp_add (b, &self->cmds [i]);
+    ty_argv_reset (a);
+    ty_argv_str (a, "EXEC");
+    ty_resp_add (b, a);
+    ty_argv_reset (a);
+    ty_argv_str (a, "WATCH");
+    ty_argv_str (a, self->epoch_key);
+    ty_resp_add (b, a);
+    int rc = ty_redis_append_resp (self->redis, b);
+    if (b->cap > (64u << 20)) {
+        ty_resp_free (b);       /* a huge turn: do not keep its memory */
     }
     ty_state_discard (self);
     if (rc != TY_OK)

@@ -552,20 +552,32 @@ s_bring_up (const s_up_t *up, cmd_supervisor_t *sup, int *nchildren)
     if (redis < 0 || broker < 0)
         return cmd_error ("up: out of memory");
     int first_worker = broker + 1, last_worker = first_worker;
-    char worker_ep [128];
+    char worker_ep [128], data_dir [PATH_MAX];
     snprintf (worker_ep, sizeof worker_ep, "tcp://%s:%ld", up->connect_host, up->port + 1);
+    if (cmd_statedir_path (data_dir, sizeof data_dir, up->dir, "data"))
+        return cmd_error ("up: state directory path too long");
+    if (mkdir (data_dir, 0755) != 0 && errno != EEXIST)
+        return cmd_error ("up: cannot create %s: %s", data_dir, strerror (errno));
     for (size_t t = 0; t < S_NTYPES; t++) {
         for (long k = 1; k <= up->workers [t]; k++) {
             char name [48], log [PATH_MAX];
             snprintf (name, sizeof name, "%s-%ld", s_types [t], k);
             if (cmd_statedir_path (log, sizeof log, up->dir, "logs/%s.log", name))
                 return cmd_error ("up: state directory path too long");
-            char *argv [] = { (char *) up->exe_workers [t], "--broker", worker_ep,
-                              "--log-file", log, NULL, NULL, NULL };
+            char *argv [10] = { (char *) up->exe_workers [t], "--broker", worker_ep,
+                                "--log-file", log, NULL };
+            int n = 5;
             if (up->log_level) {
-                argv [5] = "--log-level";
-                argv [6] = (char *) up->log_level;
+                argv [n++] = "--log-level";
+                argv [n++] = (char *) up->log_level;
             }
+            /* Every worker but noop reads and writes datasets and models,
+               all under the state directory's data/. */
+            if (strcmp (s_types [t], "noop")) {
+                argv [n++] = "--data";
+                argv [n++] = data_dir;
+            }
+            argv [n] = NULL;
             if (s_add (sup, up, name, 2, argv) < 0)
                 return cmd_error ("up: too many workers");
             last_worker++;

@@ -164,6 +164,96 @@ test_redis_layout_failed_job_reason (void **state)
     ty_testenv_passed (env);
 }
 
+/* The job's log lines and metrics reach Redis (a capped list, a stream and
+ * the latest value in the hash) and come back through the client library. */
+static void
+test_redis_layout_log_and_metrics (void **state)
+{
+    ty_it_t *it = *state;
+    ty_testenv_t *env = it->env;
+    ty_it_must_cluster (env, S_HEARTBEAT_MS, NULL, NULL, 1);
+    ty_client_t *c = ty_it_must_client (it);
+
+    ty_it_noop_t n;
+    ty_it_noop (&n, 600, 0, NULL);
+    char id [TY_ID_LEN + 1];
+    ty_it_must_submit (c, &n.spec, NULL, 0, NULL, id, NULL);
+    assert_int_equal (ty_testenv_wait_state (env, id, "SUCCEEDED", 10000), 0);
+
+    redisReply *l = ty_testenv_must_redis (env, "LRANGE ty:job:%s:log 0 -1", id);
+    assert_int_equal (l->type, REDIS_REPLY_ARRAY);
+    assert_int_equal (l->elements, 2);
+    assert_string_equal (l->element [0]->str, "noop: sleeping 600 ms (attempt 1)");
+    assert_non_null (strstr (l->element [1]->str, "noop: done after"));
+    freeReplyObject (l);
+
+    /* Progress is rate-limited (200 ms): a 600 ms job reports a few times. */
+    redisReply *m = ty_testenv_must_redis (env, "XRANGE ty:job:%s:metrics - +", id);
+    assert_int_equal (m->type, REDIS_REPLY_ARRAY);
+    assert_true (m->elements >= 2);
+    redisReply *last = m->element [m->elements - 1]->element [1];
+    const char *slept = s_hash_get (last, "slept_ms");
+    assert_non_null (slept);
+    assert_true (atof (slept) >= 300);
+    assert_string_equal (s_hash_get (last, "attempt"), "1");
+    freeReplyObject (m);
+    char *latest = ty_testenv_job_field (env, id, "metric.slept_ms");
+    assert_non_null (latest);
+    assert_true (atof (latest) >= 300);
+    free (latest);
+
+    Ty__LogLines *lines = NULL;
+    assert_int_equal (ty_client_logs (c, id, 1, TY_IT_RPC_MS, &lines), TY_OK);
+    assert_int_equal (lines->n_lines, 1);          /* tail 1: only the last */
+    assert_non_null (strstr (lines->lines [0], "noop: done after"));
+    ty_client_free_msg (lines);
+    Ty__JobInfo *info = NULL;
+    assert_int_equal (ty_client_status (c, id, TY_IT_RPC_MS, &info), TY_OK);
+    int found = 0;
+    for (size_t i = 0; i < info->n_metrics; i++)
+        if (!strcmp (info->metrics [i]->key, "slept_ms") && info->metrics [i]->value >= 300)
+            found = 1;
+    ty_client_free_msg (info);
+    assert_true (found);
+    ty_testenv_passed (env);
+}
+
+/* Higher priority runs first; equal priorities run oldest first. */
+static void
+test_redis_layout_priority_order (void **state)
+{
+    ty_it_t *it = *state;
+    ty_testenv_t *env = it->env;
+    /* no worker yet: everything waits in the queue */
+    ty_it_must_cluster (env, S_HEARTBEAT_MS, NULL, NULL, 0);
+    ty_client_t *c = ty_it_must_client (it);
+    const unsigned prio [] = { 0, 5, 5, 9, 0 };
+    char ids [5][TY_ID_LEN + 1];
+    for (int i = 0; i < 5; i++) {
+        ty_it_noop_t n;
+        ty_it_noop (&n, 20, 0, NULL);
+        n.spec.priority = prio [i];
+        ty_it_must_submit (c, &n.spec, NULL, 0, NULL, ids [i], NULL);
+        ty_testenv_sleep_ms (3);          /* distinct creation times */
+    }
+    redisReply *q = ty_testenv_must_redis (env, "ZRANGE ty:queue:noop 0 -1");
+    assert_int_equal (q->elements, 5);
+    const int want [] = { 3, 1, 2, 0, 4 };
+    for (int i = 0; i < 5; i++)
+        assert_string_equal (q->element [i]->str, ids [want [i]]);
+    freeReplyObject (q);
+    ty_testenv_must_start_worker (env, "w1", S_HEARTBEAT_MS, NULL);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal (ty_testenv_wait_state (env, ids [i], "SUCCEEDED", 10000), 0);
+    /* one worker, capacity 1: start times follow the queue order */
+    for (int i = 1; i < 5; i++)
+        assert_true (ty_testenv_job_num (env, ids [want [i - 1]], "started_ms")
+                     <= ty_testenv_job_num (env, ids [want [i]], "started_ms"));
+    assert_true (ty_testenv_job_num (env, ids [want [0]], "finished_ms")
+                 <= ty_testenv_job_num (env, ids [want [1]], "started_ms"));
+    ty_testenv_passed (env);
+}
+
 TY_IT_SETUP ("redis_layout")
 
 int
@@ -173,6 +263,10 @@ main (void)
         cmocka_unit_test_setup_teardown (test_redis_layout_job_hash_and_events, s_setup,
                                          ty_it_teardown),
         cmocka_unit_test_setup_teardown (test_redis_layout_failed_job_reason, s_setup,
+                                         ty_it_teardown),
+        cmocka_unit_test_setup_teardown (test_redis_layout_log_and_metrics, s_setup,
+                                         ty_it_teardown),
+        cmocka_unit_test_setup_teardown (test_redis_layout_priority_order, s_setup,
                                          ty_it_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

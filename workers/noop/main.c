@@ -27,8 +27,11 @@ s_noop (ty_job_t *job, void *arg)
     const Ty__NoopSpec *noop = spec->noop;
     int64_t start = ty_clock_mono_ms ();
     int64_t end = start + noop->sleep_ms;
-    if (noop->sleep_ms)
+    if (noop->sleep_ms) {
         ty_job_progress (job, 0, "sleeping", "%u ms", noop->sleep_ms);
+        ty_job_log (job, "noop: sleeping %u ms (attempt %u)", noop->sleep_ms,
+                    ty_job_attempt (job));
+    }
     for (int64_t now = start; now < end; now = ty_clock_mono_ms ()) {
         if (ty_job_cancelled (job))
             return TY_JOB_CANCELED;
@@ -36,8 +39,10 @@ s_noop (ty_job_t *job, void *arg)
             abort ();        /* on purpose: a fault test */
         int64_t left = end - now;
         ty_clock_sleep_ms (left < S_SLICE_MS ? left : S_SLICE_MS);
-        ty_job_progress (job, (double) (ty_clock_mono_ms () - start) / noop->sleep_ms,
-                         NULL, NULL);
+        int64_t slept = ty_clock_mono_ms () - start;
+        /* a metric too, so the metrics stream and `watch` have something real */
+        ty_job_metric (job, "slept_ms", (double) slept);
+        ty_job_progress (job, (double) slept / noop->sleep_ms, NULL, NULL);
     }
     if (noop->crash)
         abort ();
@@ -61,6 +66,9 @@ s_noop (ty_job_t *job, void *arg)
         if (write (ctx->exec_log_fd, line, (size_t) n) != n)
             ty_warn ("exec log write failed");
     }
+    if (noop->sleep_ms)
+        ty_job_log (job, "noop: done after %lld ms",
+                    (long long) (ty_clock_mono_ms () - start));
     if (noop->fail)
         return ty_job_fail (job, "%s", *noop->fail_message ? noop->fail_message
                                                             : "failed on purpose");

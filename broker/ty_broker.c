@@ -305,7 +305,10 @@ static void
 s_collect_expired (ty_jobrec_t *job, void *arg)
 {
     s_expired *x = arg;
-    if (job->state != TY_JOB_RUNNING || job->deadline_ms > x->now)
+    if (job->state != TY_JOB_RUNNING)
+        return;
+    if (job->deadline_ms > x->now
+    &&  !(job->timeout_at_ms && job->timeout_at_ms <= x->now))
         return;
     if (x->n == x->cap) {
         size_t cap = x->cap ? x->cap * 2 : 16;
@@ -397,8 +400,13 @@ s_timers (ty_broker_t *self)
         }
     for (size_t i = 0; i < x.n; i++) {
         ty_jobrec_t *job = ty_jobs_find (self->jobs, x.v [i]);
-        if (!job || job->state != TY_JOB_RUNNING || job->deadline_ms > now)
+        if (!job || job->state != TY_JOB_RUNNING)
             continue;       /* handled by an earlier worker loss in this loop */
+        if (job->deadline_ms > now) {
+            if (job->timeout_at_ms && job->timeout_at_ms <= now)
+                ty_broker_job_timeout (self, job);
+            continue;
+        }
         ty_worker_t *w = ty_workers_find (self->workers, job->worker);
         if (w && now - w->last_seen_ms >= w->heartbeat_ms) {
             /* The worker itself is late: it is the worker that is lost, not

@@ -97,6 +97,9 @@ void ty_broker_job_finish (ty_broker_t *self, ty_jobrec_t *job, ty_jobstate_t st
  * max_attempts (charge), or CANCELLED if a cancel was asked. */
 void ty_broker_job_requeue (ty_broker_t *self, ty_jobrec_t *job, int charge,
                             const char *reason);
+/* A RUNNING job passed its timeout: ask the worker to stop it (it then
+ * ends FAILED "timed out"); past a grace, end it without the worker. */
+void ty_broker_job_timeout (ty_broker_t *self, ty_jobrec_t *job);
 /* A worker is gone: requeue what it held, forget it. */
 void ty_broker_worker_lost (ty_broker_t *self, ty_worker_t *w, const char *why, int charge);
 

@@ -864,6 +864,7 @@ s_on_submit (ty_broker_t *self, ty_wire_msg_t *msg)
         job->waiting = waiting;
         job->spec_pb = spec;
         job->spec_len = speclen;
+        job->timeout_ms = it->spec->timeout_ms;
         for (size_t k = 0; k < nparents; k++) {
             ty_jobrec_t *p = ty_jobs_find (self->jobs, parents [k]);
             if (p && !ty_jobstate_is_terminal (p->state)) {

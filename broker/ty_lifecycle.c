@@ -137,6 +137,8 @@ ty_broker_job_assign (ty_broker_t *self, ty_jobrec_t *job, ty_worker_t *w)
     job->deadline_ms = ty_clock_mono_ms () + (int64_t) TY_BROKER_ACCEPT_IVLS * w->heartbeat_ms;
     job->accepted = 0;
     job->attached = 1;
+    job->timed_out = 0;
+    job->timeout_at_ms = job->timeout_ms ? ty_clock_mono_ms () + job->timeout_ms : 0;
     ty_worker_job_add (w, job->id);
 
     const char *f [] = { "state", "attempt", "worker", "started_ms", "progress", "phase", "message" };
@@ -307,6 +309,11 @@ ty_broker_job_requeue (ty_broker_t *self, ty_jobrec_t *job, int charge, const ch
     ty_info ("job %s attempt %u on %s: %s%s", job->id, job->attempt, job->worker,
              reason, charge ? "" : " (not charged)");
     char why [768];
+    if (job->timed_out) {
+        snprintf (why, sizeof why, "timed out after %u ms (%s)", job->timeout_ms, reason);
+        ty_broker_job_finish (self, job, TY_JOB_FAILED, why, NULL, 0);
+        return;
+    }
     if (job->cancel_requested) {
         snprintf (why, sizeof why, "%s (%s)", job->cancel_reason, reason);
         ty_broker_job_finish (self, job, TY_JOB_CANCELLED, why, NULL, 0);
@@ -352,4 +359,37 @@ ty_broker_worker_lost (ty_broker_t *self, ty_worker_t *w, const char *why, int c
     ty_argv_str (a, key);
     ty_state_zrem (self->state, "workers", w->id);
     ty_workers_remove (self->workers, w->id);
+}
+
+void
+ty_broker_job_timeout (ty_broker_t *self, ty_jobrec_t *job)
+{
+    if (job->timed_out) {
+        /* Asked to stop and still running after the grace: end it here; its
+           late result will be fenced because the job is no longer RUNNING. */
+        char why [128];
+        snprintf (why, sizeof why, "timed out after %u ms; the worker did not stop it",
+                  job->timeout_ms);
+        ty_broker_job_finish (self, job, TY_JOB_FAILED, why, NULL, 0);
+        return;
+    }
+    job->timed_out = 1;
+    job->cancel_requested = 1;
+    snprintf (job->cancel_reason, sizeof job->cancel_reason, "timed out after %u ms",
+              job->timeout_ms);
+    const char *f [] = { "cancel_requested", "cancel_reason", "message" };
+    const char *v [] = { "1", job->cancel_reason, "timed out: stopping" };
+    ty_state_hset (self->state, job->id, 3, f, v, NULL);
+    Ty__CancelJob cj = TY__CANCEL_JOB__INIT;
+    cj.job_id = job->id;
+    cj.attempt = job->attempt;
+    cj.reason = job->cancel_reason;
+    Ty__Envelope out = TY__ENVELOPE__INIT;
+    out.cmd_case = TY__ENVELOPE__CMD_CANCEL_JOB;
+    out.cancel_job = &cj;
+    ty_broker_to_worker (self, job->worker, &out);
+    /* grace: three heartbeats for the job code to notice */
+    ty_worker_t *w = ty_workers_find (self->workers, job->worker);
+    job->timeout_at_ms = ty_clock_mono_ms ()
+                       + (int64_t) TY_BROKER_LIVENESS * (w ? w->heartbeat_ms : self->opts.heartbeat_ms);
 }

@@ -50,8 +50,14 @@ s_load_one (ty_broker_t *self, const char *id, redisReply *r, int64_t deadline,
     job->waiting = (uint32_t) ty_broker_rint (r, 8);
     job->cancel_requested = ty_broker_rint (r, 9) == 1;
     redisReply *spec = r->element [11];
-    if (spec->type == REDIS_REPLY_STRING)
+    if (spec->type == REDIS_REPLY_STRING) {
         ty_jobrec_set_spec (job, spec->str, spec->len);
+        Ty__JobSpec *js = ty__job_spec__unpack (NULL, spec->len, (const uint8_t *) spec->str);
+        if (js) {
+            job->timeout_ms = js->timeout_ms;
+            ty__job_spec__free_unpacked (js, NULL);
+        }
+    }
     if (job->state == TY_JOB_QUEUED) {
         ty_queues_push (self->queues, job->type, job->id, job->score);
         counts [0]++;
@@ -59,6 +65,8 @@ s_load_one (ty_broker_t *self, const char *id, redisReply *r, int64_t deadline,
     else
     if (job->state == TY_JOB_RUNNING) {
         job->deadline_ms = deadline;
+        if (job->timeout_ms)      /* the clock restarts: the time before is unknown */
+            job->timeout_at_ms = ty_clock_mono_ms () + job->timeout_ms;
         job->accepted = 1;
         job->attached = 0;
         counts [1]++;

@@ -221,6 +221,8 @@ s_on_result (ty_broker_t *self, ty_wire_msg_t *msg, const char *wid)
     case TY__OUTCOME__OUTCOME_CANCELLED: state = TY_JOB_CANCELLED;
         if (job->cancel_requested)
             error = job->cancel_reason;
+        if (job->timed_out)
+            state = TY_JOB_FAILED;      /* stopped by its timeout: a failure */
         break;
     case TY__OUTCOME__OUTCOME_FAILED: break;
     default: error = "worker sent a result without an outcome"; break;

@@ -109,6 +109,39 @@ test_cancel_running_within_a_second (void **state)
     ty_testenv_passed (env);
 }
 
+/* JobSpec.timeout_ms: a job running past it is stopped and FAILS with a
+ * reason that says so; the worker is free again at once. */
+static void
+test_cancel_job_timeout_fails_it (void **state)
+{
+    ty_it_t *it = *state;
+    ty_testenv_t *env = it->env;
+    ty_it_must_cluster (env, S_HEARTBEAT_MS, NULL, NULL, 1);
+    ty_client_t *c = ty_it_must_client (it);
+
+    ty_it_noop_t n;
+    ty_it_noop (&n, 30000, 0, NULL);
+    n.spec.timeout_ms = 300;
+    char id [TY_ID_LEN + 1];
+    int64_t t0 = ty_testenv_now_ms ();
+    ty_it_must_submit (c, &n.spec, NULL, 0, NULL, id, NULL);
+    assert_int_equal (ty_testenv_wait_state (env, id, "FAILED", 5000), 0);
+    int64_t took = ty_testenv_now_ms () - t0;
+    fprintf (stderr, "timeout: 300 ms job timeout ended the job after %lld ms\n",
+             (long long) took);
+    assert_true (took >= 300 && took < 300 + S_CANCEL_MS);
+    char *err = ty_testenv_job_field (env, id, "error");
+    assert_non_null (err);
+    if (!strstr (err, "timed out after 300 ms"))
+        fail_msg ("error '%s' does not say it timed out", err);
+    free (err);
+    assert_int_equal (ty_testenv_exec_count (env, id, 0), 0);
+    assert_int_equal (ty_testenv_event_count (env, id, "FAILED"), 1);
+    char next [TY_ID_LEN + 1];
+    ty_it_must_run_one (env, c, 0, 5000, next);
+    ty_testenv_passed (env);
+}
+
 static void
 test_cancel_finished_or_unknown_refused (void **state)
 {
@@ -142,6 +175,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_cancel_queued_behind_busy_worker, s_setup,
                                          ty_it_teardown),
         cmocka_unit_test_setup_teardown (test_cancel_running_within_a_second, s_setup,
+                                         ty_it_teardown),
+        cmocka_unit_test_setup_teardown (test_cancel_job_timeout_fails_it, s_setup,
                                          ty_it_teardown),
         cmocka_unit_test_setup_teardown (test_cancel_finished_or_unknown_refused, s_setup,
                                          ty_it_teardown),

@@ -234,44 +234,47 @@ s_send_failed (int which, const uint8_t *route, size_t route_len, int err, void 
 }
 
 static int
-s_free_idem (const char *key, void *value, void *arg)
+s_free_value (const char *key, void *value, void *arg)
 {
     free (value);
     return 0;
 }
 
 static void
-s_turn_reset (ty_broker_t *self)
+s_hash_empty (ty_hash_t **h)
 {
-    if (ty_hash_size (self->turn_idem)) {
-        ty_hash_each (self->turn_idem, s_free_idem, NULL);
-        ty_hash_destroy (&self->turn_idem);
-        self->turn_idem = ty_hash_new ();
+    if (ty_hash_size (*h)) {
+        ty_hash_each (*h, s_free_value, NULL);
+        ty_hash_destroy (h);
+        *h = ty_hash_new ();
     }
 }
 
-/* The end of a turn: everything recorded goes to Redis in one transaction,
- * then the outbox goes to the peers. */
 static void
-s_commit (ty_broker_t *self)
+s_turn_reset (ty_broker_t *self)
 {
-    if (ty_state_pending (self->state) == 0 && ty_outbox_count (self->outbox) == 0) {
-        s_turn_reset (self);
-        return;
+    s_hash_empty (&self->turn_idem);
+    s_hash_empty (&self->turn_ended);
+}
+
+static void
+s_deliver (ty_broker_t *self, ty_outbox_t *box)
+{
+    s_send_ctx ctx = { .self = self };
+    ty_outbox_send (box, self->socks, s_send_failed, &ctx);
+    for (size_t i = 0; i < ctx.ndead; i++) {
+        ty_worker_t *w = ty_workers_find (self->workers, ctx.dead_workers [i]);
+        if (w)
+            ty_broker_worker_lost (self, w, "its connection is gone", 0);
     }
-    int rc = ty_state_pending (self->state) ? ty_state_commit (self->state) : TY_OK;
-    if (rc == TY_OK) {
-        s_send_ctx ctx = { .self = self };
-        ty_outbox_send (self->outbox, self->socks, s_send_failed, &ctx);
-        for (size_t i = 0; i < ctx.ndead; i++) {
-            ty_worker_t *w = ty_workers_find (self->workers, ctx.dead_workers [i]);
-            if (w)
-                ty_broker_worker_lost (self, w, "its connection is gone", 0);
-        }
-        free (ctx.dead_workers);
-        s_turn_reset (self);
-        return;
-    }
+    free (ctx.dead_workers);
+}
+
+/* A transaction failed: nothing of the turns in flight is said, client
+ * replies become errors, memory is rebuilt from Redis when it is back. */
+static void
+s_turn_failed (ty_broker_t *self, int rc)
+{
     char why [300];
     if (rc == TY_ESTALE) {
         snprintf (why, sizeof why, "another broker took over this Redis: this one stops");
@@ -283,12 +286,49 @@ s_commit (ty_broker_t *self)
                   ty_redis_errstr (self->redis));
         ty_broker_store_down (self, "commit");
     }
+    ty_outbox_fail (self->outbox_inflight, self->socks, TY_ESTORE, why);
     ty_outbox_fail (self->outbox, self->socks, TY_ESTORE, why);
     ty_state_discard (self->state);
-    /* Memory ran ahead of Redis: forget it, rebuild when Redis is back. */
     ty_jobs_clear (self->jobs);
     ty_queues_clear (self->queues);
     self->ready = 0;
+    s_turn_reset (self);
+}
+
+void
+ty_broker_settle (ty_broker_t *self)
+{
+    if (!ty_state_inflight (self->state))
+        return;
+    int rc = ty_state_wait (self->state);
+    if (rc == TY_OK)
+        s_deliver (self, self->outbox_inflight);
+    else
+        s_turn_failed (self, rc);
+}
+
+/* The end of a turn: the previous turn's transaction is answered first
+ * (its messages go out), then this turn's is sent without waiting, so the
+ * next turn's work overlaps with Redis executing it. A turn that wrote
+ * nothing sends its messages (read replies) at once. */
+static void
+s_end_turn (ty_broker_t *self)
+{
+    ty_broker_settle (self);
+    if (ty_state_pending (self->state) == 0) {
+        if (ty_outbox_count (self->outbox))
+            s_deliver (self, self->outbox);
+        s_turn_reset (self);
+        return;
+    }
+    int rc = ty_state_send (self->state);
+    if (rc != TY_OK) {
+        s_turn_failed (self, rc);
+        return;
+    }
+    ty_outbox_t *t = self->outbox_inflight;
+    self->outbox_inflight = self->outbox;
+    self->outbox = t;
     s_turn_reset (self);
 }
 
@@ -565,6 +605,8 @@ ty_broker_new (const ty_broker_opts_t *opts)
     self->watchers = ty_hash_new ();
     self->turn_idem = ty_hash_new ();
     self->outbox = ty_outbox_new ();
+    self->outbox_inflight = ty_outbox_new ();
+    self->turn_ended = ty_hash_new ();
     self->redis = ty_redis_new (opts->redis_url);
     if (!self->redis)
         ty_error ("bad Redis URL '%s' (want redis://host:port or unix:///path)",
@@ -572,7 +614,8 @@ ty_broker_new (const ty_broker_opts_t *opts)
     self->state = self->redis ? ty_state_new (self->redis, self->prefix) : NULL;
     self->zctx = zmq_ctx_new ();
     if (!self->jobs || !self->queues || !self->workers || !self->watchers
-    ||  !self->turn_idem || !self->outbox || !self->state || !self->zctx) {
+    ||  !self->turn_idem || !self->outbox || !self->outbox_inflight || !self->turn_ended
+    ||  !self->state || !self->zctx) {
         ty_broker_destroy (&self);
         return NULL;
     }
@@ -633,14 +676,19 @@ ty_broker_destroy (ty_broker_t **self_p)
     if (self->zctx)
         zmq_ctx_term (self->zctx);
     ty_outbox_destroy (&self->outbox);
+    ty_outbox_destroy (&self->outbox_inflight);
     ty_argv_free (&self->scratch);
     if (self->watchers) {
         ty_hash_each (self->watchers, s_free_watch_cb, NULL);
         ty_hash_destroy (&self->watchers);
     }
     if (self->turn_idem) {
-        ty_hash_each (self->turn_idem, s_free_idem, NULL);
+        ty_hash_each (self->turn_idem, s_free_value, NULL);
         ty_hash_destroy (&self->turn_idem);
+    }
+    if (self->turn_ended) {
+        ty_hash_each (self->turn_ended, s_free_value, NULL);
+        ty_hash_destroy (&self->turn_ended);
     }
     ty_broker_watch_free (self->firehose);
     ty_jobs_destroy (&self->jobs);
@@ -709,12 +757,21 @@ ty_broker_run (ty_broker_t *self)
     self->ready = 0;
     s_timers (self);            /* connects and rebuilds */
     while (!self->stop) {
-        zmq_pollitem_t items [3] = {
+        zmq_pollitem_t items [4] = {
             { self->socks [TY_OUTBOX_CLIENTS], 0, ZMQ_POLLIN, 0 },
             { self->socks [TY_OUTBOX_WORKERS], 0, ZMQ_POLLIN, 0 },
             { self->monitor, 0, ZMQ_POLLIN, 0 },
+            { NULL, -1, ZMQ_POLLIN, 0 },
         };
         int nitems = self->monitor ? 3 : 2;
+        /* While a transaction is in flight, its answer wakes us: its
+           messages must not wait for the next message to arrive. */
+        redisContext *rc_ctx = ty_redis_ctx (self->redis);
+        int redis_item = -1;
+        if (ty_state_inflight (self->state) && rc_ctx) {
+            items [nitems].fd = rc_ctx->fd;
+            redis_item = nitems++;
+        }
         int64_t wait = self->next_tick_ms - ty_clock_mono_ms ();
         if (wait < 0)
             wait = 0;
@@ -727,7 +784,9 @@ ty_broker_run (ty_broker_t *self)
             ty_error ("zmq_poll: %s", zmq_strerror (errno));
             break;
         }
-        if (nitems == 3 && (items [2].revents & ZMQ_POLLIN))
+        if (redis_item >= 0 && (items [redis_item].revents & ZMQ_POLLIN))
+            ty_broker_settle (self);
+        if (self->monitor && (items [2].revents & ZMQ_POLLIN))
             s_on_monitor (self);
         if (items [1].revents & ZMQ_POLLIN)
             s_drain (self, TY_OUTBOX_WORKERS);
@@ -735,8 +794,9 @@ ty_broker_run (ty_broker_t *self)
             s_drain (self, TY_OUTBOX_CLIENTS);
         s_timers (self);
         ty_broker_dispatch (self);
-        s_commit (self);
+        s_end_turn (self);
     }
+    ty_broker_settle (self);        /* what was written is also said */
     ty_info ("broker stopping");
     return TY_OK;
 }

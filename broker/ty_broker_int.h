@@ -57,7 +57,9 @@ struct _ty_broker_t {
     ty_workers_t *workers;
     ty_hash_t    *watchers;        /* job id -> ty_watch_t list */
     ty_watch_t   *firehose;        /* watchers of every job */
-    ty_outbox_t  *outbox;
+    ty_outbox_t  *outbox;          /* this turn's messages */
+    ty_outbox_t  *outbox_inflight; /* the previous turn's, sent when its EXEC returns */
+    ty_hash_t    *turn_ended;      /* jobs ended this turn -> ty_ended_t (owned) */
     ty_hash_t    *turn_idem;       /* idempotency keys created this turn -> id (owned) */
     ty_argv_t     scratch;         /* synchronous reads */
 
@@ -66,7 +68,16 @@ struct _ty_broker_t {
     volatile sig_atomic_t stop;
 };
 
+/* A job that ended during the current turn: gone from memory, not yet in Redis. */
+typedef struct {
+    ty_jobstate_t state;
+    char error [256];
+} ty_ended_t;
+
 /* ty_broker.c */
+/* Waits for the previous turn's transaction and delivers its messages.
+ * Call before any synchronous Redis read, so reads see every earlier turn. */
+void ty_broker_settle (ty_broker_t *self);
 void ty_broker_store_down (ty_broker_t *self, const char *where);
 /* A client reply or event, sent after the turn commits. */
 void ty_broker_to_client (ty_broker_t *self, const uint8_t *route, size_t route_len,

@@ -126,6 +126,7 @@ static redisReply *
 s_job_fetch (ty_broker_t *self, const char *id, int *missing)
 {
     *missing = 0;
+    ty_broker_settle (self);
     ty_argv_t *a = &self->scratch;
     ty_argv_reset (a);
     char key [128];
@@ -194,6 +195,7 @@ s_on_list (ty_broker_t *self, ty_wire_msg_t *msg)
                        "unknown state '%.40s'", want_state);
         return;
     }
+    ty_broker_settle (self);
     Ty__JobInfo **infos = calloc (limit, sizeof *infos);
     Ty__JobInfo *infov = calloc (limit, sizeof *infov);
     redisReply **keep = calloc (limit, sizeof *keep);
@@ -336,6 +338,17 @@ s_on_watch (ty_broker_t *self, ty_wire_msg_t *msg)
     Ty__Metric *mets [S_FIELDS_MAX]; Ty__Metric metv [S_FIELDS_MAX];
     char *parents [S_FIELDS_MAX];
     s_jobinfo_fill (&info, r, outs, outv, mets, metv, parents, S_FIELDS_MAX);
+    /* Memory is ahead of Redis by the current turn: a job that ended in it
+       is final although Redis still shows it running. */
+    ty_ended_t *ended = ty_hash_get (self->turn_ended, id);
+    ty_jobrec_t *live = ty_jobs_find (self->jobs, id);
+    if (ended) {
+        info.state = (char *) ty_jobstate_name (ended->state);
+        info.error = ended->error;
+    }
+    else
+    if (live)
+        info.state = (char *) ty_jobstate_name (live->state);
     int st = ty_jobstate_parse (info.state);
     int final = st >= 0 && ty_jobstate_is_terminal ((ty_jobstate_t) st);
     if (!final) {
@@ -401,6 +414,7 @@ s_on_logs (ty_broker_t *self, ty_wire_msg_t *msg)
                        "'%.40s' is not a job id", id);
         return;
     }
+    ty_broker_settle (self);
     ty_argv_t *a = &self->scratch;
     char key [128];
     ty_argv_reset (a);
@@ -540,6 +554,14 @@ s_parent_lookup (ty_broker_t *self, const char *id, s_parent *out)
         out->in_memory = 1;
         return TY_OK;
     }
+    ty_ended_t *e = ty_hash_get (self->turn_ended, id);
+    if (e) {                        /* ended this turn: Redis does not know yet */
+        out->state = e->state;
+        snprintf (out->error, sizeof out->error, "%s", e->error);
+        out->in_memory = 0;
+        return TY_OK;
+    }
+    ty_broker_settle (self);
     ty_argv_t *a = &self->scratch;
     ty_argv_reset (a);
     char key [128];
@@ -574,6 +596,7 @@ s_idem_lookup (ty_broker_t *self, const char *key, char *id_out)
         snprintf (id_out, TY_ID_LEN + 1, "%s", turn);
         return TY_OK;
     }
+    ty_broker_settle (self);
     ty_argv_t *a = &self->scratch;
     ty_argv_reset (a);
     char rkey [300];

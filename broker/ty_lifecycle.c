@@ -228,6 +228,14 @@ s_end_one (ty_broker_t *self, ty_jobrec_t *job, ty_jobstate_t state, const char 
     ty_state_srem (self->state, "active", job->id);
     s_event (self, job, reason);
     ty_broker_emit_state (self, job, reason);
+    ty_ended_t *e = malloc (sizeof *e);
+    if (e) {
+        e->state = state;
+        snprintf (e->error, sizeof e->error, "%s", reason ? reason : "");
+        free (ty_hash_get (self->turn_ended, job->id));
+        if (ty_hash_put (self->turn_ended, job->id, e) != TY_OK)
+            free (e);
+    }
     ty_info ("job %s %s%s%s", job->id, ty_jobstate_name (state),
              reason && *reason ? ": " : "", reason ? reason : "");
 }

@@ -169,6 +169,13 @@ s_ack (ty_broker_t *self, const char *wid, const char *id, uint32_t attempt, int
 static void
 s_result_unexpected (ty_broker_t *self, const char *wid, const Ty__Result *res)
 {
+    ty_ended_t *e = ty_hash_get (self->turn_ended, res->job_id);
+    if (e) {
+        /* ended earlier in this very turn (a result sent twice in one batch) */
+        s_ack (self, wid, res->job_id, res->attempt, 0);
+        return;
+    }
+    ty_broker_settle (self);
     ty_argv_t *a = &self->scratch;
     ty_argv_reset (a);
     char key [128];

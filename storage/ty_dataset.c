@@ -826,8 +826,7 @@ struct _ty_dataset_t {
     bool              has_dbi[TY_SPLIT_COUNT];
     uint64_t          count[TY_SPLIT_COUNT];
     Ty__DatasetMeta  *meta;
-    char            **sorted_labels;   /* for ty_dataset_label_id */
-    size_t           *sorted_ids;
+    size_t           *sorted_ids;      /* label ids by label, for _label_id */
     pthread_mutex_t   lock;            /* guards txn use and index building */
     s_ref_t          *index[TY_SPLIT_COUNT];  /* built on first use */
 };
@@ -1125,8 +1124,8 @@ s_rand_below (uint64_t *state, uint64_t bound)
     return (uint64_t) (m >> 64);
 }
 
-static void
-s_shuffle (uint64_t *a, uint64_t n, uint64_t seed)
+void
+ty_dataset_shuffle (uint64_t *a, uint64_t n, uint64_t seed)
 {
     uint64_t st = seed;
     for (uint64_t i = n; i > 1; i--) {
@@ -1174,7 +1173,7 @@ ty_dataset_iter_reset (ty_dataset_iter_t *self, uint64_t seed)
     }
     for (uint64_t i = 0; i < self->n; i++)
         self->perm[i] = i;
-    s_shuffle (self->perm, self->n, seed);
+    ty_dataset_shuffle (self->perm, self->n, seed);
     return TY_OK;
 }
 

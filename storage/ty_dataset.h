@@ -204,6 +204,11 @@ int  ty_dataset_versions (const char *data_dir, const char *name,
  * errno. */
 int  ty_dataset_remove (const char *data_dir, const char *spec);
 
+/* Shuffles a[0..n) in place by a seeded Fisher-Yates (splitmix64 +
+ * unbiased bounded draws): the same seed gives the same order on every
+ * machine. Used by iterators and by ty_split. */
+void ty_dataset_shuffle (uint64_t *a, uint64_t n, uint64_t seed);
+
 /* sha256 of a file as 64 hex chars + NUL into hex (65 bytes); *bytes (if
  * given) gets its size. TY_OK or errno. */
 int  ty_dataset_file_sha256 (const char *path, char *hex, uint64_t *bytes);

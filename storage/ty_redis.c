@@ -388,3 +388,17 @@ ty_redis_append_resp (ty_redis_t *self, const ty_resp_t *b)
     }
     return TY_OK;
 }
+
+int
+ty_redis_flush (ty_redis_t *self)
+{
+    if (!self->ctx)
+        return TY_ESTORE;
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite (self->ctx, &done) != REDIS_OK) {
+            ty_redis_fail (self, NULL);
+            return TY_ESTORE;
+        }
+    return TY_OK;
+}

@@ -67,6 +67,9 @@ void ty_resp_reset (ty_resp_t *b);
 void ty_resp_free (ty_resp_t *b);
 /* Encodes one command (the arguments of a) at the end of b. */
 void ty_resp_add (ty_resp_t *b, const ty_argv_t *a);
+/* Writes whatever the pipeline holds to the socket now (no reply read).
+ * TY_OK or TY_ESTORE. */
+int  ty_redis_flush (ty_redis_t *self);
 /* Appends the encoded commands to the pipeline. TY_OK, TY_ENOMEM or TY_ESTORE. */
 int  ty_redis_append_resp (ty_redis_t *self, const ty_resp_t *b);
 /* Reads the next pipelined reply. NULL on I/O error (connection then failed).

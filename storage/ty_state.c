@@ -30,6 +30,7 @@ struct _ty_state_t {
     size_t      nops, cops;
     ty_argv_t   tmp;
     ty_resp_t   resp;
+    size_t      inflight;    /* commands of the transaction sent, not yet answered */
 };
 
 static int
@@ -307,14 +308,15 @@ s_emit_members (ty_state_t *self)
 }
 
 int
-ty_state_commit (ty_state_t *self)
+ty_state_send (ty_state_t *self)
 {
+    if (self->inflight)
+        return TY_EINVAL;           /* one transaction in flight at a time */
     if (!ty_redis_ok (self->redis)) {
         ty_state_discard (self);
         return TY_ESTORE;
     }
     s_net_effect (self);
-    size_t nbody = self->ncmds;
     if (s_emit_members (self) != TY_OK) {
         ty_state_discard (self);
         return TY_ENOMEM;
@@ -341,13 +343,31 @@ ty_state_commit (ty_state_t *self)
     ty_argv_str (a, self->epoch_key);
     ty_resp_add (b, a);
     int rc = ty_redis_append_resp (self->redis, b);
-    if (b->cap > (64u << 20)) {
-        ty_resp_free (b);       /* a huge turn: do not keep its memory */
-    }
+    if (b->cap > (64u << 20))
+        ty_resp_free (b);           /* a huge turn: do not keep its memory */
     ty_state_discard (self);
     if (rc != TY_OK)
         return rc == TY_ENOMEM ? TY_ENOMEM : TY_ESTORE;
+    rc = ty_redis_flush (self->redis);
+    if (rc != TY_OK)
+        return rc;
+    self->inflight = n;
+    return TY_OK;
+}
 
+int
+ty_state_inflight (ty_state_t *self)
+{
+    return self->inflight > 0;
+}
+
+int
+ty_state_wait (ty_state_t *self)
+{
+    size_t n = self->inflight;
+    if (n == 0)
+        return TY_OK;
+    self->inflight = 0;
     /* MULTI, n x QUEUED, EXEC, WATCH */
     int result = TY_OK;
     for (size_t i = 0; i < n + 3; i++) {
@@ -371,13 +391,25 @@ ty_state_commit (ty_state_t *self)
             }
         }
         else
-        if (r->type == REDIS_REPLY_ERROR && i > 0 && i <= n) {
-            ty_error ("redis refused command %zu of %zu (%s): %s", i - 1, n,
-                      i - 1 < nbody ? "job write" : "membership", r->str);
-        }
+        if (r->type == REDIS_REPLY_ERROR && i > 0 && i <= n)
+            ty_error ("redis refused command %zu of %zu: %s", i - 1, n, r->str);
         freeReplyObject (r);
     }
     if (result == TY_ESTORE)
         ty_redis_fail (self->redis, "EXEC failed");
     return result;
+}
+
+int
+ty_state_commit (ty_state_t *self)
+{
+    int rc = ty_state_wait (self);
+    if (rc != TY_OK) {
+        ty_state_discard (self);
+        return rc;
+    }
+    rc = ty_state_send (self);
+    if (rc != TY_OK)
+        return rc;
+    return ty_state_wait (self);
 }

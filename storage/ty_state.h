@@ -16,8 +16,9 @@
  *  recorded by net effect: the last change of a member in a turn wins, and
  *  all of them go out as one ZADD/ZREM/SADD/SREM per key.
  *
- *  Not thread-safe. Builds no command until ty_state_commit, so the owner
- *  may run synchronous reads on the same connection between records. */
+ *  Not thread-safe. Builds no command until ty_state_send, so the owner may
+ *  run synchronous reads on the same connection between records, provided
+ *  no transaction is in flight (ty_state_wait first). */
 #ifndef TY_STATE_H
 #define TY_STATE_H
 
@@ -62,9 +63,19 @@ ty_argv_t *ty_state_raw (ty_state_t *self);
 /* Commands recorded since the last commit. */
 size_t ty_state_pending (ty_state_t *self);
 
-/* WATCH epoch, MULTI, everything recorded, EXEC; then the recording is
- * cleared whatever the outcome. TY_OK, TY_ESTORE (I/O error: the connection
- * is failed), TY_ESTALE (another broker took the epoch). */
+/* MULTI, everything recorded, EXEC, WATCH epoch (re-armed for the next
+ * turn), written to Redis without waiting for the answer; the recording is
+ * cleared whatever the outcome. One transaction may be in flight: the owner
+ * overlaps its next turn's work with Redis executing this one.
+ * TY_OK, TY_ESTORE (I/O error), TY_ENOMEM, TY_EINVAL (one already in flight). */
+int  ty_state_send (ty_state_t *self);
+/* 1 while a sent transaction has not been answered. */
+int  ty_state_inflight (ty_state_t *self);
+/* Waits for the answer of the transaction in flight (TY_OK if none).
+ * TY_OK, TY_ESTORE (I/O error: the connection is failed), TY_ESTALE
+ * (another broker took the epoch: nothing of it was written). */
+int  ty_state_wait (ty_state_t *self);
+/* send + wait. */
 int  ty_state_commit (ty_state_t *self);
 /* Drops what was recorded (after a failure). */
 void ty_state_discard (ty_state_t *self);

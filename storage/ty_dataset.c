@@ -41,6 +41,8 @@
 #define S_DIR_MODE       0755
 #define S_FILE_MODE      0644
 #define S_IO_CHUNK_BYTES (1u << 20)
+/* Shuffled iteration prefetches this many samples ahead. */
+#define S_PREFETCH_AHEAD 16
 
 static const char *s_split_names[TY_SPLIT_COUNT] = { "train", "val", "test", "calib" };
 
@@ -1187,6 +1189,14 @@ ty_dataset_iter_next (ty_dataset_iter_t *self, ty_dataset_view_t *views,
     const s_ref_t *idx = self->ds->index[self->split];
     size_t got = 0;
     while (got < cap && self->pos < self->n) {
+        if (self->perm && self->pos + S_PREFETCH_AHEAD < self->n) {
+            /* shuffled: the index entry and the sample are cache misses;
+             * ask for them a few samples ahead */
+            const s_ref_t *ahead = &idx[self->perm[self->pos + S_PREFETCH_AHEAD]];
+            __builtin_prefetch (ahead);
+            if (self->pos + S_PREFETCH_AHEAD / 2 < self->n)
+                __builtin_prefetch (idx[self->perm[self->pos + S_PREFETCH_AHEAD / 2]].data);
+        }
         uint64_t i = self->perm ? self->perm[self->pos] : self->pos;
         views[got].data = idx[i].data;
         views[got].size = idx[i].size;

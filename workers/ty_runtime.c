@@ -146,6 +146,7 @@ ty_job_progress (ty_job_t *job, double fraction, const char *phase, const char *
 {
     if (fraction >= 0)
         job->fraction = fraction > 1 ? 1 : fraction;
+    int new_phase = phase && strncmp (job->phase, phase, sizeof job->phase - 1);
     if (phase)
         snprintf (job->phase, sizeof job->phase, "%s", phase);
     if (fmt) {
@@ -155,7 +156,9 @@ ty_job_progress (ty_job_t *job, double fraction, const char *phase, const char *
         va_end (ap);
     }
     job->progress_pending = 1;
-    if (ty_clock_mono_ms () - job->last_progress_ms >= TY_RUNTIME_PROGRESS_MS)
+    /* A new phase goes out at once: it often precedes a long blocking step,
+       and a rate-limited one would only show when the step is over. */
+    if (new_phase || ty_clock_mono_ms () - job->last_progress_ms >= TY_RUNTIME_PROGRESS_MS)
         s_progress_flush (job);
 }
 

@@ -61,7 +61,8 @@ unsigned    ty_job_attempt (ty_job_t *job);
 /* 1 once the broker asked to cancel or the worker is shutting down hard. */
 int  ty_job_cancelled (ty_job_t *job);
 /* Progress: fraction in [0,1] (negative = unchanged), phase and message may be NULL.
- * Rate-limited to TY_RUNTIME_PROGRESS_MS; the last call is always delivered. */
+ * Rate-limited to TY_RUNTIME_PROGRESS_MS, except that a change of phase is sent
+ * at once; the last call is always delivered. */
 void ty_job_progress (ty_job_t *job, double fraction, const char *phase,
                       const char *fmt, ...) __attribute__ ((format (printf, 4, 5)));
 /* A metric value, sent with the next progress message (latest value per key wins). */

@@ -47,6 +47,14 @@ int cmd_workers (cmd_ctx_t *ctx, int argc, char **argv);
 int cmd_ping    (cmd_ctx_t *ctx, int argc, char **argv);
 int cmd_up      (cmd_ctx_t *ctx, int argc, char **argv);
 int cmd_down    (cmd_ctx_t *ctx, int argc, char **argv);
+int cmd_dataset (cmd_ctx_t *ctx, int argc, char **argv);
+int cmd_train   (cmd_ctx_t *ctx, int argc, char **argv);
+int cmd_evaluate (cmd_ctx_t *ctx, int argc, char **argv);
+int cmd_model   (cmd_ctx_t *ctx, int argc, char **argv);
+/* cmd_evaluate.c, shared with cmd_model.c: the data dir from a flag, env or
+   the state dir; a model version's metrics.json. */
+int cmd_evaluate_data_dir (const char *flag, char *out, size_t len);
+int cmd_evaluate_load_report (const char *data_dir, const char *model_spec, cJSON **doc);
 
 /* ---- shared by watch and submit --watch (cmd_watch.c) -------------------- */
 

@@ -46,8 +46,9 @@ s_usage (FILE *out)
     fprintf (out,
         "Usage: trainyard submit TYPE [OPTIONS]\n"
         "\n"
-        "Submit jobs and print their ids, one per line. TYPE: noop (prepare,\n"
-        "train, evaluate and convert are not supported yet).\n"
+        "Submit jobs and print their ids, one per line. TYPE: noop. Real work has\n"
+        "its own commands: trainyard dataset import|append (prepare),\n"
+        "trainyard train, trainyard evaluate.\n"
         "\n"
         "noop options (health checks, tests, benchmarks):\n"
         "  --sleep-ms N        run for N ms, reporting progress (default 0)\n"
@@ -292,8 +293,16 @@ cmd_submit (cmd_ctx_t *ctx, int argc, char **argv)
         goto done;
     }
     if (!build) {
-        exit_code = cmd_error ("submit %s: job type not yet supported by this command "
-                               "(only noop for now)", req.type);
+        static const char *s_instead [][2] = {
+            { "prepare", "trainyard dataset import|append" }, { "train", "trainyard train" },
+            { "evaluate", "trainyard evaluate" }, { "convert", "(not built yet: issue 6)" },
+        };
+        const char *instead = "";
+        for (size_t i = 0; i < sizeof s_instead / sizeof s_instead [0]; i++)
+            if (!strcmp (req.type, s_instead [i][0]))
+                instead = s_instead [i][1];
+        exit_code = cmd_error ("submit %s: use %s; `submit` runs noop jobs only", req.type,
+                               instead);
         goto done;
     }
 

@@ -31,6 +31,10 @@ static const s_command_t s_commands [] = {
     { "logs",    cmd_logs,    "print a job's log lines" },
     { "workers", cmd_workers, "list the workers the broker knows" },
     { "ping",    cmd_ping,    "measure the round trip to the broker" },
+    { "dataset", cmd_dataset, "import, append, list, show, export and remove datasets" },
+    { "evaluate", cmd_evaluate, "evaluate a model version: metrics, latency, gate, report" },
+    { "model",   cmd_model,   "model versions: compare two evaluations" },
+    { "train",   cmd_train,   "train a model on a dataset and follow the job" },
     { NULL, NULL, NULL }
 };
 

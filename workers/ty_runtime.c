@@ -163,6 +163,13 @@ ty_job_progress (ty_job_t *job, double fraction, const char *phase, const char *
 }
 
 void
+ty_job_progress_flush (ty_job_t *job)
+{
+    if (job->progress_pending || job->metrics_dirty)
+        s_progress_flush (job);
+}
+
+void
 ty_job_metric (ty_job_t *job, const char *key, double value)
 {
     for (size_t i = 0; i < job->nmetrics; i++)

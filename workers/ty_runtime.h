@@ -67,6 +67,9 @@ void ty_job_progress (ty_job_t *job, double fraction, const char *phase,
                       const char *fmt, ...) __attribute__ ((format (printf, 4, 5)));
 /* A metric value, sent with the next progress message (latest value per key wins). */
 void ty_job_metric (ty_job_t *job, const char *key, double value);
+/* Sends pending progress and metrics now, past the rate limit: for values
+ * that must each reach the metrics stream (one entry per epoch, say). */
+void ty_job_progress_flush (ty_job_t *job);
 /* A log line for `trainyard logs`. */
 void ty_job_log (ty_job_t *job, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 /* A named output of the result (key/value text). */

@@ -860,14 +860,23 @@ pid_t
 ty_testenv_must_start_worker (ty_testenv_t *self, const char *id, int heartbeat_ms,
                               const char *const *extra)
 {
+    return ty_testenv_must_start_worker_bin (self, "trainyard-noop", id, heartbeat_ms, extra);
+}
+
+pid_t
+ty_testenv_must_start_worker_bin (ty_testenv_t *self, const char *bin, const char *id,
+                                  int heartbeat_ms, const char *const *extra)
+{
     if (!*self->worker_ep)
         s_must_fail (self, "start the broker before workers");
     s_argv_t a = { .n = 0 };
     a.v [0] = NULL;
-    s_argv_add (&a, "%s/trainyard-noop", s_bin_dir ());
+    s_argv_add (&a, "%s/%s", s_bin_dir (), bin);
     s_argv_add (&a, "--broker");       s_argv_add (&a, "%s", self->worker_ep);
     s_argv_add (&a, "--heartbeat-ms"); s_argv_add (&a, "%d", heartbeat_ms);
-    s_argv_add (&a, "--exec-log");     s_argv_add (&a, "%s/exec.log", self->dir);
+    if (!strcmp (bin, "trainyard-noop")) {
+        s_argv_add (&a, "--exec-log"); s_argv_add (&a, "%s/exec.log", self->dir);
+    }
     s_argv_add (&a, "--id");           s_argv_add (&a, "%s", id);
     s_argv_add (&a, "--log-file");     s_argv_add (&a, "%s/%s.log", self->dir, id);
     for (int i = 0; extra && extra [i]; i++)

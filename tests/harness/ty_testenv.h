@@ -131,6 +131,11 @@ pid_t ty_testenv_must_restart_broker (ty_testenv_t *self);
    further flags. Does not wait for READY (use ty_testenv_wait_worker). */
 pid_t ty_testenv_must_start_worker (ty_testenv_t *self, const char *id, int heartbeat_ms,
                                     const char *const *extra);
+/* The same for any worker executable of the build (e.g. "trainyard-train"),
+   without --exec-log (only the noop worker has it; pass it in extra if the
+   worker does). */
+pid_t ty_testenv_must_start_worker_bin (ty_testenv_t *self, const char *bin, const char *id,
+                                        int heartbeat_ms, const char *const *extra);
 /* Waits until <prefix>worker:<id> exists in Redis (the broker registered its
    READY). 0 or -1 on timeout. */
 int ty_testenv_wait_worker (ty_testenv_t *self, const char *id, int timeout_ms);

@@ -1,46 +1,55 @@
 #!/usr/bin/env bash
 # The README's main command: installs what is missing, builds, starts a
-# local cluster (redis-server with AOF, the broker, two noop workers),
-# runs a batch of jobs while watching them, shows the cluster's view of
-# them and stops the cluster. State lives in ./.trainyard-demo.
-#
-# The noop jobs stand in for real work until prepare/train/evaluate/convert
-# land (issues 3-6): they sleep, report progress, and one of them fails on
-# purpose and one is cancelled, so every outcome shows.
+# local cluster (redis-server with AOF, the broker, noop/prepare/train/
+# evaluate workers) and runs real work on data the project ships:
+#   1. a batch of noop jobs and a 3-step dependency chain, watched live;
+#   2. import examples/data/fortunes-5.tsv as a dataset (validated, split);
+#   3. train a fastText-style text classifier on it (libtorch);
+#   4. evaluate it on the test split with a quality gate and print the report;
+# then shows the cluster's view and stops it. State lives in ./.trainyard-demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
 BUILD_DIR=build bash deploy/build.sh
 ty=./build/trainyard
 state=${TRAINYARD_STATE:-$PWD/.trainyard-demo}
-export TRAINYARD_BROKER=tcp://127.0.0.1:${TY_PORT:-7700}
+port=${TY_PORT:-7700}
+rport=${TY_REDIS_PORT:-7702}
+export TRAINYARD_BROKER=tcp://127.0.0.1:$port
+export TRAINYARD_DATA=$state/data
+export OPENBLAS_NUM_THREADS=1      # one thread per job on a small machine (see README)
 
 cleanup () { "$ty" down --state-dir "$state" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 echo "== starting a local cluster in $state"
-"$ty" up --detach --state-dir "$state" --port "${TY_PORT:-7700}" \
-         --redis-port "${TY_REDIS_PORT:-7702}" --workers noop=2
+"$ty" up --detach --state-dir "$state" --port "$port" --redis-port "$rport" \
+         --workers noop=2,prepare=1,train=1,evaluate=1
 "$ty" workers
 
-echo "== a batch of 20 jobs (300 ms each) and a 3-step chain"
-batch=$("$ty" submit noop --count 20 --sleep-ms 300 --name demo-batch)
-a=$("$ty" submit noop --sleep-ms 500 --name step-1)
-b=$("$ty" submit noop --sleep-ms 500 --name step-2 --after "$a")
-c=$("$ty" submit noop --sleep-ms 500 --name step-3 --after "$b")
-bad=$("$ty" submit noop --sleep-ms 200 --fail --name fails-on-purpose)
-long=$("$ty" submit noop --sleep-ms 60000 --name cancelled-on-purpose)
-
-echo "== watching the chain's last step"
+echo "== 1. a batch of 10 noop jobs and a 3-step chain"
+batch=$("$ty" submit noop --count 10 --sleep-ms 200 --name demo-batch)
+a=$("$ty" submit noop --sleep-ms 300 --name step-1)
+b=$("$ty" submit noop --sleep-ms 300 --name step-2 --after "$a")
+c=$("$ty" submit noop --sleep-ms 300 --name step-3 --after "$b")
 "$ty" watch "$c"
-"$ty" cancel "$long" --reason "demo: cancelled on purpose"
-set +e
-"$ty" watch $batch "$bad" "$long" >/dev/null
-set -e
+"$ty" watch $batch >/dev/null
+
+echo "== 2. import a dataset"
+"$ty" dataset import examples/data/fortunes-5.tsv --name fortunes5
+"$ty" dataset show fortunes5
+
+echo "== 3. train a text classifier (fastText-style, libtorch)"
+"$ty" train --dataset fortunes5 --model textclf --name fortunes \
+            --epochs 20 --lr 0.5 --dim 50 --word-ngrams 2 --bucket 200000 --patience 5
+
+echo "== 4. evaluate it with a quality gate"
+"$ty" evaluate --model fortunes --gate examples/fortunes-gate.yaml
+
 echo "== the cluster's view"
-"$ty" list --limit 30
-"$ty" status "$c"
+"$ty" list --limit 8
 echo
-echo "Redis holds it all, readable with redis-cli:"
-echo "  redis-cli -p ${TY_REDIS_PORT:-7702} HGETALL ty:job:$c"
-echo "  redis-cli -p ${TY_REDIS_PORT:-7702} XRANGE ty:events - + COUNT 10"
+echo "Redis holds the job state, readable with redis-cli:"
+echo "  redis-cli -p $rport HGETALL ty:job:$c"
+echo "  redis-cli -p $rport XRANGE ty:events - + COUNT 10"
+echo "Datasets and models are under $state/data."
 echo "== stopping the cluster"

@@ -7,6 +7,7 @@
 #include "ty_log.h"
 #include "ty_report.h"
 #include "ty_runtime.h"
+#include "ty_worker_main.h"
 #include "ty_torch.h"
 
 #include <cjson/cJSON.h>
@@ -19,8 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define S_DEFAULT_DATA  "./.trainyard/data"   /* what `trainyard up` passes, relative to its state dir */
-#define S_MAX_THREADS   256
 
 typedef struct {
     const char *data_dir;
@@ -155,130 +154,29 @@ s_evaluate (ty_job_t *job, void *arg)
     return TY_JOB_OK;
 }
 
-static void
-s_usage (FILE *out)
-{
-    fprintf (out,
-"usage: trainyard-evaluate [options]\n"
-"\n"
-"A trainyard worker for evaluate jobs: metrics, latency, quality gate and\n"
-"analysis of a model version, written to metrics.json beside it.\n"
-"\n"
-"  --broker EP        the broker's worker endpoint (default tcp://127.0.0.1:7701)\n"
-"  --data DIR         data directory with datasets/ and models/ (env TRAINYARD_DATA,\n"
-"                     default " S_DEFAULT_DATA ")\n"
-"  --threads N        intra-op threads for inference (default 1; a job's\n"
-"                     params.threads overrides it)\n"
-"  --capacity N       jobs at once (default 1)\n"
-"  --heartbeat-ms N   heartbeat interval (default 1000)\n"
-"  --id ID            worker id (default type-host-pid-random)\n"
-"  --exec-log FILE    append '<job id> <attempt>' for each completed execution\n"
-"  --drain-ms N       on SIGTERM, wait this long for running jobs (default 10000)\n"
-"  --log-level L      debug, info, warn or error (default info)\n"
-"  --log-file F       append logs to F instead of stderr\n"
-"  -h, --help         this text\n");
-}
-
 static int
-s_number (const char *flag, const char *s, long min, long max, long *out)
+s_start (void *arg, const ty_worker_args_t *args)
 {
-    char *end;
-    errno = 0;
-    long v = strtol (s, &end, 10);
-    if (!*s || *end || errno || v < min || v > max) {
-        fprintf (stderr, "trainyard-evaluate: %s: '%s' is not a number in [%ld, %ld]\n",
-                 flag, s, min, max);
-        return -1;
-    }
-    *out = v;
+    s_ctx *ctx = arg;
+    ctx->data_dir = args->data_dir;
+    ctx->threads = args->threads;
+    ctx->exec_log_fd = args->exec_log_fd;
     return 0;
 }
 
 int
 main (int argc, char **argv)
 {
-    static const struct option longopts [] = {
-        { "broker",       required_argument, 0, 'b' },
-        { "data",         required_argument, 0, 'D' },
-        { "threads",      required_argument, 0, 't' },
-        { "capacity",     required_argument, 0, 'c' },
-        { "heartbeat-ms", required_argument, 0, 'H' },
-        { "id",           required_argument, 0, 'i' },
-        { "exec-log",     required_argument, 0, 'x' },
-        { "drain-ms",     required_argument, 0, 'd' },
-        { "log-level",    required_argument, 0, 'l' },
-        { "log-file",     required_argument, 0, 'L' },
-        { "help",         no_argument,       0, 'h' },
-        { 0, 0, 0, 0 }
+    s_ctx ctx = { .threads = 1, .exec_log_fd = -1 };
+    ty_worker_def_t def = {
+        .type = "evaluate",
+        .about = "A trainyard worker for evaluate jobs: metrics, latency, quality gate and\n"
+                 "analysis of a model version, written to metrics.json beside it. A job's\n"
+                 "params.threads overrides --threads.\n",
+        .flags = TY_WORKER_DATA | TY_WORKER_THREADS | TY_WORKER_EXEC_LOG,
+        .on_start = s_start,
+        .fn = s_evaluate,
+        .ctx = &ctx,
     };
-    ty_runtime_opts_t opts = { .broker = "tcp://127.0.0.1:7701", .type = "evaluate",
-                               .capacity = 1, .fn = s_evaluate };
-    const char *env_data = getenv ("TRAINYARD_DATA");
-    s_ctx ctx = { .data_dir = env_data && *env_data ? env_data : S_DEFAULT_DATA, .threads = 1,
-                  .exec_log_fd = -1 };
-    const char *log_file = NULL;
-    int level = TY_LOG_INFO, c;
-    long v;
-    while ((c = getopt_long (argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'b': opts.broker = optarg; break;
-        case 'D': if (!*optarg) {
-                      fprintf (stderr, "trainyard-evaluate: --data needs a directory\n");
-                      return 2;
-                  }
-                  ctx.data_dir = optarg; break;
-        case 't': if (s_number ("--threads", optarg, 1, S_MAX_THREADS, &v)) return 2;
-                  ctx.threads = (int) v; break;
-        case 'c': if (s_number ("--capacity", optarg, 1, 1024, &v)) return 2;
-                  opts.capacity = (unsigned) v; break;
-        case 'H': if (s_number ("--heartbeat-ms", optarg, 10, 600000, &v)) return 2;
-                  opts.heartbeat_ms = (int) v; break;
-        case 'd': if (s_number ("--drain-ms", optarg, 1, 86400000, &v)) return 2;
-                  opts.drain_ms = (int) v; break;
-        case 'i': if (strlen (optarg) == 0 || strlen (optarg) > 64) {
-                      fprintf (stderr, "trainyard-evaluate: --id: 1 to 64 characters\n");
-                      return 2;
-                  }
-                  opts.worker_id = optarg; break;
-        case 'x': ctx.exec_log_fd = open (optarg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-                  if (ctx.exec_log_fd < 0) {
-                      perror (optarg);
-                      return 1;
-                  }
-                  break;
-        case 'l': level = ty_log_level_parse (optarg);
-                  if (level < 0) {
-                      fprintf (stderr, "trainyard-evaluate: --log-level: debug, info, warn or error\n");
-                      return 2;
-                  }
-                  break;
-        case 'L': log_file = optarg; break;
-        case 'h': s_usage (stdout); return 0;
-        default:  s_usage (stderr); return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf (stderr, "trainyard-evaluate: unexpected argument '%s'\n", argv [optind]);
-        return 2;
-    }
-    ty_log_init ("evaluate", (ty_log_level_t) level);
-    if (log_file && ty_log_file (log_file) != 0) {
-        fprintf (stderr, "trainyard-evaluate: cannot open log file %s\n", log_file);
-        return 1;
-    }
-    /* libtorch and OpenBLAS threads are process-wide: set them once here */
-    ty_torch_set_threads (ctx.threads);
-    ty_info ("data %s, %d thread(s), BLAS %s", ctx.data_dir, ctx.threads, ty_torch_blas_name ());
-    opts.arg = &ctx;
-    ty_runtime_t *rt = ty_runtime_new (&opts);
-    if (!rt) {
-        fprintf (stderr, "trainyard-evaluate: cannot start the runtime\n");
-        return 1;
-    }
-    ty_runtime_handle_signals (rt);
-    int rc = ty_runtime_run (rt);
-    ty_runtime_destroy (&rt);
-    if (ctx.exec_log_fd >= 0)
-        close (ctx.exec_log_fd);
-    return rc == TY_OK ? 0 : 1;
+    return ty_worker_main (argc, argv, &def);
 }

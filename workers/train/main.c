@@ -6,6 +6,7 @@
 #include "ty_log.h"
 #include "ty_runtime.h"
 #include "ty_train.h"
+#include "ty_worker_main.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,8 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define S_DEFAULT_DATA   "./.trainyard/data"
-#define S_MAX_THREADS    1024
 
 typedef struct {
     const char *data_dir;
@@ -110,135 +109,56 @@ s_train (ty_job_t *job, void *arg)
     return TY_JOB_OK;
 }
 
-static void
-s_usage (FILE *out)
+enum { S_OPT_STEP_DELAY = TY_WORKER_OPT_USER };
+
+static int
+s_option (void *arg, int val, const char *value)
 {
-    fprintf (out,
-"usage: trainyard-train [options]\n"
-"\n"
-"A trainyard worker for train jobs: textclf, mlp, cnn and ncf models on\n"
-"libtorch, from LMDB datasets to model versions under DATA/models/.\n"
-"\n"
-"  --broker EP        the broker's worker endpoint (default tcp://127.0.0.1:7701)\n"
-"  --data DIR         datasets, models and checkpoints (env TRAINYARD_DATA,\n"
-"                     default " S_DEFAULT_DATA ")\n"
-"  --threads N        intra-op threads of a job that sets none (default 1)\n"
-"  --capacity N       jobs at once (default 1)\n"
-"  --heartbeat-ms N   heartbeat interval (default 1000)\n"
-"  --id ID            worker id (default type-host-pid-random)\n"
-"  --exec-log FILE    append '<job id> <attempt>' for each completed job\n"
-"  --drain-ms N       on SIGTERM, wait this long for running jobs (default 10000)\n"
-"  --test-step-delay-ms N  sleep N ms after each step (fault tests only)\n"
-"  --log-level L      debug, info, warn or error (default info)\n"
-"  --log-file F       append logs to F instead of stderr\n"
-"  -h, --help         this text\n");
+    s_ctx *ctx = arg;
+    long v;
+    if (val != S_OPT_STEP_DELAY)
+        return 2;
+    int rc = ty_worker_number ("train", "--test-step-delay-ms", value, 0, 60000, &v);
+    if (rc == 0)
+        ctx->step_delay_ms = (int) v;
+    return rc;
 }
 
 static int
-s_number (const char *flag, const char *s, long min, long max, long *out)
+s_start (void *arg, const ty_worker_args_t *args)
 {
-    char *end;
-    errno = 0;
-    long v = strtol (s, &end, 10);
-    if (!*s || *end || errno || v < min || v > max) {
-        fprintf (stderr, "trainyard-train: %s: '%s' is not a number in [%ld, %ld]\n",
-                 flag, s, min, max);
-        return -1;
-    }
-    *out = v;
+    s_ctx *ctx = arg;
+    ctx->data_dir = args->data_dir;
+    ctx->threads = args->threads;
+    ctx->exec_log_fd = args->exec_log_fd;
+    /* the process-wide pools follow the default before any job touches them */
+    ty_torch_set_threads (ctx->threads);
+    if (ctx->step_delay_ms)
+        ty_warn ("--test-step-delay-ms %d: every step sleeps (fault tests only)",
+                 ctx->step_delay_ms);
     return 0;
 }
 
 int
 main (int argc, char **argv)
 {
-    enum { OPT_DATA = 256, OPT_THREADS, OPT_DELAY };
-    static const struct option longopts [] = {
-        { "broker",       required_argument, 0, 'b' },
-        { "data",         required_argument, 0, OPT_DATA },
-        { "threads",      required_argument, 0, OPT_THREADS },
-        { "capacity",     required_argument, 0, 'c' },
-        { "heartbeat-ms", required_argument, 0, 'H' },
-        { "id",           required_argument, 0, 'i' },
-        { "exec-log",     required_argument, 0, 'x' },
-        { "drain-ms",     required_argument, 0, 'd' },
-        { "test-step-delay-ms", required_argument, 0, OPT_DELAY },
-        { "log-level",    required_argument, 0, 'l' },
-        { "log-file",     required_argument, 0, 'L' },
-        { "help",         no_argument,       0, 'h' },
+    static const struct option options [] = {
+        { "test-step-delay-ms", required_argument, 0, S_OPT_STEP_DELAY },
         { 0, 0, 0, 0 }
     };
-    ty_runtime_opts_t opts = { .broker = "tcp://127.0.0.1:7701", .type = "train",
-                               .capacity = 1, .fn = s_train };
-    const char *env_data = getenv ("TRAINYARD_DATA");
-    s_ctx ctx = { .data_dir = env_data && *env_data ? env_data : S_DEFAULT_DATA,
-                  .threads = 1, .exec_log_fd = -1 };
-    const char *log_file = NULL;
-    int level = TY_LOG_INFO, c;
-    long v;
-    while ((c = getopt_long (argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'b': opts.broker = optarg; break;
-        case OPT_DATA:
-            if (!*optarg) {
-                fprintf (stderr, "trainyard-train: --data needs a directory\n");
-                return 2;
-            }
-            ctx.data_dir = optarg;
-            break;
-        case OPT_THREADS: if (s_number ("--threads", optarg, 1, S_MAX_THREADS, &v)) return 2;
-                  ctx.threads = (int) v; break;
-        case OPT_DELAY: if (s_number ("--test-step-delay-ms", optarg, 0, 60000, &v)) return 2;
-                  ctx.step_delay_ms = (int) v; break;
-        case 'c': if (s_number ("--capacity", optarg, 1, 1024, &v)) return 2;
-                  opts.capacity = (unsigned) v; break;
-        case 'H': if (s_number ("--heartbeat-ms", optarg, 10, 600000, &v)) return 2;
-                  opts.heartbeat_ms = (int) v; break;
-        case 'd': if (s_number ("--drain-ms", optarg, 1, 86400000, &v)) return 2;
-                  opts.drain_ms = (int) v; break;
-        case 'i': if (strlen (optarg) == 0 || strlen (optarg) > 64) {
-                      fprintf (stderr, "trainyard-train: --id: 1 to 64 characters\n");
-                      return 2;
-                  }
-                  opts.worker_id = optarg; break;
-        case 'x': ctx.exec_log_fd = open (optarg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-                  if (ctx.exec_log_fd < 0) {
-                      perror (optarg);
-                      return 1;
-                  }
-                  break;
-        case 'l': level = ty_log_level_parse (optarg);
-                  if (level < 0) {
-                      fprintf (stderr, "trainyard-train: --log-level: debug, info, warn or error\n");
-                      return 2;
-                  }
-                  break;
-        case 'L': log_file = optarg; break;
-        case 'h': s_usage (stdout); return 0;
-        default:  s_usage (stderr); return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf (stderr, "trainyard-train: unexpected argument '%s'\n", argv [optind]);
-        return 2;
-    }
-    ty_log_init ("train", (ty_log_level_t) level);
-    if (log_file && ty_log_file (log_file) != 0) {
-        fprintf (stderr, "trainyard-train: cannot open log file %s\n", log_file);
-        return 1;
-    }
-    /* the process-wide pools follow the default before any job touches them */
-    ty_torch_set_threads (ctx.threads);
-    opts.arg = &ctx;
-    ty_runtime_t *rt = ty_runtime_new (&opts);
-    if (!rt) {
-        fprintf (stderr, "trainyard-train: cannot start the runtime\n");
-        return 1;
-    }
-    ty_runtime_handle_signals (rt);
-    int rc = ty_runtime_run (rt);
-    ty_runtime_destroy (&rt);
-    if (ctx.exec_log_fd >= 0)
-        close (ctx.exec_log_fd);
-    return rc == TY_OK ? 0 : 1;
+    s_ctx ctx = { .threads = 1, .exec_log_fd = -1 };
+    ty_worker_def_t def = {
+        .type = "train",
+        .about = "A trainyard worker for train jobs: textclf, mlp, cnn and ncf models with\n"
+                 "libtorch; a checkpoint per epoch, from which a retried job resumes.\n"
+                 "Submit jobs with `trainyard train`.\n",
+        .flags = TY_WORKER_DATA | TY_WORKER_THREADS | TY_WORKER_EXEC_LOG,
+        .options = options,
+        .options_help = "  --test-step-delay-ms N  fault tests only: sleep N ms after each step\n",
+        .on_option = s_option,
+        .on_start = s_start,
+        .fn = s_train,
+        .ctx = &ctx,
+    };
+    return ty_worker_main (argc, argv, &def);
 }

@@ -51,9 +51,11 @@ int cmd_dataset (cmd_ctx_t *ctx, int argc, char **argv);
 int cmd_train   (cmd_ctx_t *ctx, int argc, char **argv);
 int cmd_evaluate (cmd_ctx_t *ctx, int argc, char **argv);
 int cmd_model   (cmd_ctx_t *ctx, int argc, char **argv);
-/* cmd_evaluate.c, shared with cmd_model.c: the data dir from a flag, env or
-   the state dir; a model version's metrics.json. */
-int cmd_evaluate_data_dir (const char *flag, char *out, size_t len);
+/* The data directory (datasets, models) as the workers of `trainyard up` see
+   it: --data (flag), else $TRAINYARD_DATA, else <state dir>/data. 0 or a
+   printed error (cmd_statedir.c). */
+int cmd_data_dir (const char *flag, char *out, size_t len);
+/* cmd_evaluate.c, shared with cmd_model.c: a model version's metrics.json. */
 int cmd_evaluate_load_report (const char *data_dir, const char *model_spec, cJSON **doc);
 
 /* ---- shared by watch and submit --watch (cmd_watch.c) -------------------- */

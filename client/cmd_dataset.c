@@ -133,26 +133,6 @@ s_import_usage (FILE *out, int append)
         TY_VALIDATE_BALANCE_SHARE);
 }
 
-/* The data directory: --data, else $TRAINYARD_DATA, else <state dir>/data
- * (the state dir as `trainyard up` resolves it). 0 or a printed error. */
-static int
-s_data_dir (const char *flag, char *out, size_t len)
-{
-    const char *env = getenv (TY_PREPARE_DATA_ENV);
-    const char *dir = flag && *flag ? flag : env && *env ? env : NULL;
-    if (dir) {
-        if (snprintf (out, len, "%s", dir) >= (int) len)
-            return cmd_error ("dataset: data directory path too long");
-        return 0;
-    }
-    char state [PATH_MAX];
-    int rc = cmd_statedir_resolve (NULL, 0, state, sizeof state);
-    if (rc)
-        return cmd_error ("dataset: cannot find the state directory: %s", strerror (rc));
-    if (cmd_statedir_path (out, len, state, "data"))
-        return cmd_error ("dataset: data directory path too long");
-    return 0;
-}
 
 /* Parses a floating point value in [min, max]; 0 or -1. */
 static int
@@ -784,7 +764,7 @@ s_read_opts (cmd_ctx_t *ctx, const char *cmd, int argc, char **argv, s_read_t *r
         return cmd_usage_error (cmd, "%s", missing);
     if (argc - optind > nargs)
         return cmd_usage_error (cmd, "unexpected argument '%s'", argv [optind + nargs]);
-    if (s_data_dir (r->data_flag, r->data, sizeof r->data))
+    if (cmd_data_dir (r->data_flag, r->data, sizeof r->data))
         return TY_CMD_EXIT_ERROR;
     return TY_CMD_EXIT_OK;
 }
@@ -1365,7 +1345,7 @@ s_export (cmd_ctx_t *ctx, int argc, char **argv)
     if (no_header)
         io.header = false;
     char data [PATH_MAX];
-    if (s_data_dir (data_flag, data, sizeof data))
+    if (cmd_data_dir (data_flag, data, sizeof data))
         return TY_CMD_EXIT_ERROR;
     ty_dataset_t *ds = NULL;
     int rc = s_open (data, argv [optind], &ds);

@@ -40,25 +40,6 @@
 
 /* ---- data directory and reports ------------------------------------------ */
 
-/* --data, else $TRAINYARD_DATA, else <state dir>/data. 0 or a printed error. */
-int
-cmd_evaluate_data_dir (const char *flag, char *out, size_t len)
-{
-    const char *env = getenv (S_DATA_ENV);
-    const char *dir = flag && *flag ? flag : env && *env ? env : NULL;
-    if (dir) {
-        if (snprintf (out, len, "%s", dir) >= (int) len)
-            return cmd_error ("data directory path too long");
-        return 0;
-    }
-    char state [PATH_MAX];
-    int rc = cmd_statedir_resolve (NULL, 0, state, sizeof state);
-    if (rc)
-        return cmd_error ("cannot find the state directory: %s", strerror (rc));
-    if (cmd_statedir_path (out, len, state, "data"))
-        return cmd_error ("data directory path too long");
-    return 0;
-}
 
 /* Reads <data>/models/<name>/<version>/metrics.json of "name[@version]".
  * 0 or a printed error (TY_CMD_EXIT_ERROR). */
@@ -350,7 +331,7 @@ s_print_result (const s_req_t *req, const Ty__JobInfo *job)
     const char *gate = s_output (job, "gate");
     char data [PATH_MAX] = "";
     cJSON *doc = NULL;
-    int have_data = cmd_evaluate_data_dir (req->data_flag, data, sizeof data) == 0;
+    int have_data = cmd_data_dir (req->data_flag, data, sizeof data) == 0;
     if (have_data && model) {
         char dir [PATH_MAX], path [PATH_MAX + 32], err [PATH_MAX + 128];
         uint64_t v;

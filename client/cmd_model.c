@@ -83,7 +83,7 @@ s_compare (cmd_ctx_t *ctx, int argc, char **argv)
     if (argc - optind != 2)
         return cmd_usage_error (cmd, "give two model versions, e.g. spam@3 spam@4");
     char data [PATH_MAX];
-    if (cmd_evaluate_data_dir (data_flag, data, sizeof data))
+    if (cmd_data_dir (data_flag, data, sizeof data))
         return TY_CMD_EXIT_ERROR;
     cJSON *a = NULL, *b = NULL;
     if (cmd_evaluate_load_report (data, argv [optind], &a))

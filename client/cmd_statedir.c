@@ -1,5 +1,6 @@
 /*  cmd_statedir: the state directory of a local cluster (layout in
  *  cmd_cluster.h): where it is, its lock, its pid files. */
+#include "cmd.h"
 #include "cmd_cluster.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -147,4 +148,23 @@ cmd_statedir_remove_pid (const char *dir, const char *name)
     char path [PATH_MAX];
     if (cmd_statedir_path (path, sizeof path, dir, "run/%s.pid", name) == 0)
         unlink (path);      /* ENOENT is fine: nothing to remove */
+}
+
+int
+cmd_data_dir (const char *flag, char *out, size_t len)
+{
+    const char *env = getenv ("TRAINYARD_DATA");
+    const char *dir = flag && *flag ? flag : env && *env ? env : NULL;
+    if (dir) {
+        if (snprintf (out, len, "%s", dir) >= (int) len)
+            return cmd_error ("data directory path too long");
+        return 0;
+    }
+    char state [PATH_MAX];
+    int rc = cmd_statedir_resolve (NULL, 0, state, sizeof state);
+    if (rc)
+        return cmd_error ("cannot find the state directory: %s", strerror (rc));
+    if (cmd_statedir_path (out, len, state, "data"))
+        return cmd_error ("data directory path too long");
+    return 0;
 }

@@ -411,8 +411,8 @@ run_latency (const char *fx, const cJSON *in, const cJSON *exp)
     size_t n;
     double *t = must_doubles (must_get (in, "timings_ms"), &n);
     double first = t[0];
-    ty_latency_t l;
-    assert_int_equal (ty_latency_summarize (t, n, &l), TY_OK);
+    ty_metrics_latency_t l;
+    assert_int_equal (ty_metrics_latency_summarize (t, n, &l), TY_OK);
     assert_true (t[0] == first);   /* input untouched */
     assert_int_equal (l.n, n);
     check_close (fx, "mean", l.mean_ms, must_num (exp, "mean"));
@@ -468,10 +468,10 @@ test_metrics_rejects_bad_input (void **state)
 
     ty_rank_metrics_t rk;
     assert_int_equal (ty_metrics_ranking (yt, yt, 1, 1, 0, &rk), TY_EINVAL);
-    ty_latency_t l;
+    ty_metrics_latency_t l;
     double neg_t[] = { 1.0, -2.0 };
-    assert_int_equal (ty_latency_summarize (neg_t, 2, &l), TY_EINVAL);
-    assert_int_equal (ty_latency_summarize (neg_t, 0, &l), TY_EINVAL);
+    assert_int_equal (ty_metrics_latency_summarize (neg_t, 2, &l), TY_EINVAL);
+    assert_int_equal (ty_metrics_latency_summarize (neg_t, 0, &l), TY_EINVAL);
 }
 
 /* Ties in count are broken by actual then predicted class, so the report

@@ -126,7 +126,7 @@ ty_latency_run (const ty_latency_opts_t *opts, ty_latency_predict_fn *fn,
         t [i] = t1 > t0 ? t1 - t0 : 0.0;
         next = (next + 1) % opts->pool;
     }
-    int rc = ty_latency_summarize (t, opts->samples, &out->single);
+    int rc = ty_metrics_latency_summarize (t, opts->samples, &out->single);
     free (t);
     if (rc != TY_OK)
         return rc;
@@ -157,7 +157,7 @@ ty_latency_bench_json (const ty_latency_bench_t *b)
     cJSON *root = cJSON_CreateObject ();
     if (!root)
         return NULL;
-    cJSON *single = ty_latency_json (&b->single);
+    cJSON *single = ty_metrics_latency_json (&b->single);
     if (!single || !cJSON_AddItemToObject (root, "single", single)) {
         cJSON_Delete (single);
         cJSON_Delete (root);

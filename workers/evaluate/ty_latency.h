@@ -3,7 +3,7 @@
  *  What a serving process sees: after a warm-up (first calls pay for lazy
  *  allocations and cold caches, which a long-lived server pays once), N
  *  predictions of ONE sample each, timed one by one with the monotonic
- *  clock (mean, p50, p95, p99 through ty_latency_summarize of ty_metrics.h),
+ *  clock (mean, p50, p95, p99 through ty_metrics_latency_summarize of ty_metrics.h),
  *  then the batch throughput (predictions/s in batches), and the process's
  *  peak resident memory.
  *
@@ -43,7 +43,7 @@ typedef struct {
 } ty_latency_opts_t;
 
 typedef struct {
-    ty_latency_t single;            /* the N single-sample timings */
+    ty_metrics_latency_t single;            /* the N single-sample timings */
     size_t warmup;
     size_t batch_size;              /* 0: batch throughput not measured here */
     double batch_throughput_per_s;  /* predictions per second in batches; NaN if not measured */
@@ -75,7 +75,7 @@ double ty_latency_rss_mb (void);
 double ty_latency_now_ms (void);
 
 struct cJSON;
-/* {"warmup", "single": {ty_latency_json}, "batch_size", "batch_throughput_per_s",
+/* {"warmup", "single": {ty_metrics_latency_json}, "batch_size", "batch_throughput_per_s",
  *  "peak_rss_mb", "peak_rss_scope": "job"|"process"}. NaN is null. Caller
  * frees; NULL on out of memory. */
 struct cJSON *ty_latency_bench_json (const ty_latency_bench_t *b);

@@ -279,7 +279,7 @@ typedef struct {
     double p99_ms;
     double max_ms;
     double throughput_per_s;   /* 0 when the timings sum to 0 */
-} ty_latency_t;
+} ty_metrics_latency_t;
 
 /* numpy percentile (linear) of n ascending values, q in [0, 100]. NaN when
  * n == 0. */
@@ -287,7 +287,7 @@ double ty_metrics_percentile_sorted (const double *sorted, size_t n, double q);
 
 /* Sorts a private copy; timings are left untouched. Returns TY_OK,
  * TY_EINVAL (n == 0, a negative or non-finite timing), TY_ENOMEM. */
-int ty_latency_summarize (const double *timings_ms, size_t n, ty_latency_t *out);
+int ty_metrics_latency_summarize (const double *timings_ms, size_t n, ty_metrics_latency_t *out);
 
 /* ======================================================================
  *  Shared helpers
@@ -320,7 +320,7 @@ struct cJSON *ty_ml_metrics_json (const ty_ml_metrics_t *m,
 struct cJSON *ty_reg_metrics_json (const ty_reg_metrics_t *m);
 struct cJSON *ty_rank_metrics_json (const ty_rank_metrics_t *m, size_t k,
                                     size_t n_neg);
-struct cJSON *ty_latency_json (const ty_latency_t *l);
+struct cJSON *ty_metrics_latency_json (const ty_metrics_latency_t *l);
 
 /* Adds name: value to obj, null when value is NaN or infinite (JSON has no
  * NaN). Returns the item or NULL on out of memory. */

@@ -172,7 +172,7 @@ ty_rank_metrics_json (const ty_rank_metrics_t *m, size_t k, size_t n_neg)
 }
 
 cJSON *
-ty_latency_json (const ty_latency_t *l)
+ty_metrics_latency_json (const ty_metrics_latency_t *l)
 {
     cJSON *root = cJSON_CreateObject ();
     if (!root || !cJSON_AddNumberToObject (root, "n", (double) l->n)

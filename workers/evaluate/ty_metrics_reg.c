@@ -136,7 +136,7 @@ ty_metrics_percentile_sorted (const double *sorted, size_t n, double q)
 }
 
 int
-ty_latency_summarize (const double *timings_ms, size_t n, ty_latency_t *out)
+ty_metrics_latency_summarize (const double *timings_ms, size_t n, ty_metrics_latency_t *out)
 {
     if (!timings_ms || !out || n == 0)
         return TY_EINVAL;

@@ -5,8 +5,9 @@
  *       |                      +---lost worker----+  +---> CANCELLED
  *       +---parent failed/cancelled, cancel-----------> CANCELLED
  *
- *  The Lua scripts in storage/lua check the same rules inside Redis; the
- *  test tests/unit/test_jobstate.c holds both to this table. */
+ *  The broker's transitions (broker/ty_lifecycle.c) go through this table
+ *  and log any move it does not allow; tests/unit/test_jobstate.c writes
+ *  the table out a second time and holds this one to it. */
 #ifndef TY_JOBSTATE_H
 #define TY_JOBSTATE_H
 

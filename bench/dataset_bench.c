@@ -144,7 +144,7 @@ s_import (const char *data, const char *name, const char *src, ty_import_format_
     }
     uint64_t n = ty_import_rows_count (rows);
     uint64_t version;
-    if ((rc = ty_import_commit (rows, data, name, NULL, &version, NULL)) != TY_OK)
+    if ((rc = ty_import_commit (rows, data, name, NULL, NULL, &version, NULL)) != TY_OK)
         s_die ("commit", rc);
     double t2 = s_now (), cpu = s_cpu () - c0;
     /* CPU time too: on a shared machine wall time measures the neighbours */

@@ -1357,12 +1357,8 @@ s_export (cmd_ctx_t *ctx, int argc, char **argv)
         ty_dataset_destroy (&ds);
         return cmd_usage_error (cmd, "images are written as files: give -o DIR");
     }
-    if (only != TY_SPLIT_NONE) {
-        /* The library exports whole versions only (ty_import_export). */
-        ty_dataset_destroy (&ds);
-        return cmd_error ("dataset export: --split is not supported yet: the dataset "
-                          "library exports whole versions");
-    }
+    if (only != TY_SPLIT_NONE)
+        io.export_splits = TY_IMPORT_SPLIT_BIT (only);
     int exit_code = TY_CMD_EXIT_OK;
     if (out)
         rc = ty_import_export (ds, &io, out);

@@ -332,6 +332,7 @@ struct _ty_import_rows_t {
     uint64_t   unlabeled;
     s_source_t *sources;
     size_t     n_sources;
+    uint64_t   progress_at;   /* rows_read at the last progress call */
 };
 
 ty_import_rows_t *
@@ -535,7 +536,7 @@ ty_import_rows_add (ty_import_rows_t *self, const Ty__Sample *s)
     return TY_OK;
 }
 
-void
+int
 ty_import_accept (ty_validate_t *v, ty_import_rows_t *rows, Ty__Sample *s, uint64_t line,
                   const ty_import_opts_t *opts)
 {
@@ -550,12 +551,29 @@ ty_import_accept (ty_validate_t *v, ty_import_rows_t *rows, Ty__Sample *s, uint6
                                                 : "out of memory");
         }
     }
+    if (!opts->progress)
+        return TY_OK;
+    /* by distance since the last call, not rows_read % period: rejected
+     * rows in between must not make a call (and a chance to stop) skip */
+    uint64_t every = opts->progress_rows ? opts->progress_rows : TY_IMPORT_PROGRESS_ROWS;
     const ty_validate_report_t *r = ty_validate_report (v);
-    if (opts->progress && r->rows_read % TY_IMPORT_PROGRESS_ROWS == 0)
-        opts->progress (opts->progress_arg, r->rows_read, r->rejected);
+    if (r->rows_read - rows->progress_at < every)
+        return TY_OK;
+    rows->progress_at = r->rows_read;
+    return opts->progress (opts->progress_arg, r->rows_read, r->rejected) ? ECANCELED : TY_OK;
 }
 
 /* ---- import ------------------------------------------------------------------ */
+
+/* The message of an import the progress callback stopped. */
+static int
+s_stopped (int rc, const char *path, ty_validate_t *v, char *error)
+{
+    if (rc == ECANCELED && !*error)
+        snprintf (error, TY_IMPORT_ERROR_MAX, "%s: import stopped after %" PRIu64 " rows",
+                  path, ty_validate_report (v)->rows_read);
+    return rc;
+}
 
 int
 ty_import_file (const char *path, const ty_import_opts_t *opts, ty_validate_t *v,
@@ -576,7 +594,7 @@ ty_import_file (const char *path, const ty_import_opts_t *opts, ty_validate_t *v
         return e;
     }
     if (opts->format == TY_FORMAT_IMAGES)
-        return ty_import_images (path, opts, v, rows, error);
+        return s_stopped (ty_import_images (path, opts, v, rows, error), path, v, error);
     if (!S_ISREG (st.st_mode)) {
         snprintf (error, TY_IMPORT_ERROR_MAX, "%s: not a regular file (format %s)", path,
                   ty_import_format_name (opts->format));
@@ -597,16 +615,20 @@ ty_import_file (const char *path, const ty_import_opts_t *opts, ty_validate_t *v
         return rc;
     switch (opts->format) {
     case TY_FORMAT_JSONL:
-        return ty_import_jsonl (path, opts, v, rows, error);
+        rc = ty_import_jsonl (path, opts, v, rows, error);
+        break;
     case TY_FORMAT_FASTTEXT:
-        return ty_import_fasttext (path, opts, v, rows, error);
+        rc = ty_import_fasttext (path, opts, v, rows, error);
+        break;
     case TY_FORMAT_CSV: case TY_FORMAT_TSV: case TY_FORMAT_FEATURES:
     case TY_FORMAT_ANNOTATIONS: case TY_FORMAT_INTERACTIONS:
-        return ty_import_csv (path, opts, v, rows, error);
+        rc = ty_import_csv (path, opts, v, rows, error);
+        break;
     default:
         snprintf (error, TY_IMPORT_ERROR_MAX, "unknown format %d", (int) opts->format);
         return TY_EINVAL;
     }
+    return s_stopped (rc, path, v, error);
 }
 
 int
@@ -698,10 +720,23 @@ s_build_labels (s_build_t *b, ty_import_rows_t *rows, const Ty__DatasetMeta *par
     return TY_OK;
 }
 
+/* Writing progress: the hook's call when `written` is due (every `every`
+ * samples, or `last`). TY_OK or ECANCELED. */
+static int
+s_hook (const ty_import_hook_t *hook, uint64_t written, uint64_t total, bool last)
+{
+    if (!hook || !hook->fn)
+        return TY_OK;
+    uint64_t every = hook->every ? hook->every : TY_IMPORT_PROGRESS_ROWS;
+    if (!last && written % every != 0)
+        return TY_OK;
+    return hook->fn (hook->arg, written, total) ? ECANCELED : TY_OK;
+}
+
 static int
 s_write (ty_import_rows_t *rows, const char *data_dir, const char *name,
-         const ty_split_opts_t *opts_in, ty_dataset_t *parent, uint64_t *version,
-         char *hash_hex)
+         const ty_split_opts_t *opts_in, ty_dataset_t *parent, const ty_import_hook_t *hook,
+         uint64_t *version, char *hash_hex)
 {
     const Ty__DatasetMeta *pm = parent ? ty_dataset_meta (parent) : NULL;
     ty_split_opts_t opts;
@@ -746,6 +781,12 @@ s_write (ty_import_rows_t *rows, const char *data_dir, const char *name,
     if (rc == TY_OK)
         rc = ty_split_assign (&opts, n, b.strata, (const char *const *) b.labels, b.n_labels,
                               b.split, b.fold);
+    /* samples to write, for the hook: the parent's and the uncapped rows */
+    uint64_t total = 0, written = 0;
+    for (int sp = 0; parent && sp < TY_SPLIT_COUNT; sp++)
+        total += ty_dataset_count (parent, (ty_split_t) sp);
+    for (uint64_t i = 0; rc == TY_OK && i < n; i++)
+        total += b.split[i] != TY_SPLIT_NONE;
     ty_dataset_writer_t *w = NULL;
     if (rc == TY_OK)
         rc = ty_dataset_writer_new (data_dir, name, NULL, &w);
@@ -759,9 +800,12 @@ s_write (ty_import_rows_t *rows, const char *data_dir, const char *name,
         size_t got;
         while (rc == TY_OK && (rc = ty_dataset_iter_next (it, views, 256, &got)) == TY_OK
                && got)
-            for (size_t k = 0; rc == TY_OK && k < got; k++)
+            for (size_t k = 0; rc == TY_OK && k < got; k++) {
                 rc = ty_dataset_writer_add_packed (w, (ty_split_t) sp, views[k].data,
                                                    views[k].size, 0);
+                if (rc == TY_OK)
+                    rc = s_hook (hook, ++written, total, false);
+            }
         ty_dataset_iter_destroy (&it);
     }
     uint64_t added = 0, capped = 0;
@@ -776,7 +820,12 @@ s_write (ty_import_rows_t *rows, const char *data_dir, const char *name,
         for (uint32_t k = 0; k < r->n_labels; k++)
             b.counts[b.row_to_final[rows->labs[r->lab_off + k]]][b.split[i]]++;
         added++;
+        if (rc == TY_OK)
+            rc = s_hook (hook, ++written, total, false);
     }
+    /* the last chance to stop: after the commit's rename the version is whole */
+    if (rc == TY_OK)
+        rc = s_hook (hook, written, total, true);
     if (rc != TY_OK) {
         ty_dataset_writer_destroy (&w);
         s_build_free (&b);
@@ -913,16 +962,18 @@ s_write (ty_import_rows_t *rows, const char *data_dir, const char *name,
 
 int
 ty_import_commit (ty_import_rows_t *rows, const char *data_dir, const char *name,
-                  const ty_split_opts_t *opts, uint64_t *version, char *hash_hex)
+                  const ty_split_opts_t *opts, const ty_import_hook_t *hook, uint64_t *version,
+                  char *hash_hex)
 {
     if (!rows || !data_dir || ty_dataset_name_check (name, NULL) != TY_OK)
         return TY_EINVAL;
-    return s_write (rows, data_dir, name, opts, NULL, version, hash_hex);
+    return s_write (rows, data_dir, name, opts, NULL, hook, version, hash_hex);
 }
 
 int
 ty_import_append (ty_import_rows_t *rows, const char *data_dir, const char *spec,
-                  const ty_split_opts_t *opts, uint64_t *version, char *hash_hex)
+                  const ty_split_opts_t *opts, const ty_import_hook_t *hook, uint64_t *version,
+                  char *hash_hex)
 {
     if (!rows || !data_dir)
         return TY_EINVAL;
@@ -930,7 +981,8 @@ ty_import_append (ty_import_rows_t *rows, const char *data_dir, const char *spec
     int rc = ty_dataset_open (data_dir, spec, &parent);
     if (rc != TY_OK)
         return rc;
-    rc = s_write (rows, data_dir, ty_dataset_name (parent), opts, parent, version, hash_hex);
+    rc = s_write (rows, data_dir, ty_dataset_name (parent), opts, parent, hook, version,
+                  hash_hex);
     ty_dataset_destroy (&parent);
     return rc;
 }

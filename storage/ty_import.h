@@ -29,7 +29,7 @@
  *      ty_validate_t *v = ty_validate_new (&vopts);
  *      rc = ty_import_file (path, &iopts, v, rows);      // file-level errors
  *      rc = ty_import_finish (rows, v);                  // dataset rules
- *      rc = ty_import_commit (rows, data_dir, name, &sopts, &version, hash);
+ *      rc = ty_import_commit (rows, data_dir, name, &sopts, NULL, &version, hash);
  *      json = ty_validate_report_json (v);               // the job's result
  */
 #ifndef TY_IMPORT_H
@@ -73,8 +73,11 @@ int ty_import_format_parse (const char *text, ty_import_format_t *format);
  * else csv. */
 ty_import_format_t ty_import_format_guess (const char *path);
 
-/* Progress: rows read (accepted + rejected) so far. */
-typedef void (ty_import_progress_fn) (void *arg, uint64_t rows_read, uint64_t rejected);
+/* Progress while reading: rows read (accepted + rejected) so far. Called
+ * about every progress_rows accepted rows. Return 0 to go on; non-zero
+ * stops the import: ty_import_file returns ECANCELED (the rows read so far
+ * stay in `rows`, for the caller to drop). */
+typedef int (ty_import_progress_fn) (void *arg, uint64_t rows_read, uint64_t rejected);
 
 /* Column options name a header column, or give a 0-based index when
  * header is false (or when a header has no column of that name and the
@@ -97,7 +100,13 @@ typedef struct {
     Ty__SampleSource source;         /* source of rows without a source column */
     ty_import_progress_fn *progress;
     void       *progress_arg;
+    uint64_t    progress_rows;       /* callback period; 0: TY_IMPORT_PROGRESS_ROWS */
+    /* Export only: the splits written, a mask of TY_IMPORT_SPLIT_BIT (split);
+     * 0 (the default) = all splits. */
+    uint32_t    export_splits;
 } ty_import_opts_t;
+
+#define TY_IMPORT_SPLIT_BIT(split)  (1u << (unsigned) (split))
 
 void ty_import_opts_default (ty_import_opts_t *opts);
 /* Sets an option from a spec's key/value (format, header, delimiter, the
@@ -132,9 +141,10 @@ int  ty_import_rows_add_source (ty_import_rows_t *self, const char *path,
  * the validator. Returns TY_OK when the source could be read at all (rows
  * may have been rejected: see the report), else: errno (ENOENT for a
  * missing file), TY_EINVAL (bad options, or a header without a required
- * column), TY_ENOMEM. On an error, *error (if given, TY_IMPORT_ERROR_MAX
- * bytes) says what and where. May be called several times with the same
- * rows and validator to import several files. */
+ * column), TY_ENOMEM, ECANCELED (the progress callback stopped it). On an
+ * error, *error (if given, TY_IMPORT_ERROR_MAX bytes) says what and where.
+ * May be called several times with the same rows and validator to import
+ * several files. */
 int  ty_import_file (const char *path, const ty_import_opts_t *opts, ty_validate_t *v,
                      ty_import_rows_t *rows, char *error);
 
@@ -142,11 +152,29 @@ int  ty_import_file (const char *path, const ty_import_opts_t *opts, ty_validate
  * TY_OK or TY_EINVAL (see the report's message), TY_ENOMEM. */
 int  ty_import_finish (ty_import_rows_t *rows, ty_validate_t *v);
 
+/* Progress while writing: samples written to the temp dir so far, of
+ * total (an append counts the parent's samples it copies). Return 0 to go
+ * on; non-zero stops the write: the temp dir is removed, no version
+ * appears, and the call returns ECANCELED. */
+typedef int (ty_import_write_fn) (void *arg, uint64_t written, uint64_t total);
+
+/* A write hook for ty_import_commit / ty_import_append (NULL: none). fn is
+ * called every `every` samples (0: TY_IMPORT_PROGRESS_ROWS) and once more
+ * with written == total just before the version is committed: the last
+ * point where a stop is honoured (after it the rename makes it whole). */
+typedef struct {
+    ty_import_write_fn *fn;
+    void               *arg;
+    uint64_t            every;
+} ty_import_hook_t;
+
 /* Splits the rows (opts NULL: defaults) and writes a new version of name.
- * The label map is the sorted set of labels. *version, hash_hex (65 bytes)
- * optional. Errors from ty_dataset_writer_* and ty_split_assign. */
+ * The label map is the sorted set of labels. *version, hash_hex (65 bytes),
+ * hook optional. Errors from ty_dataset_writer_* and ty_split_assign;
+ * ECANCELED when the hook stopped it. */
 int  ty_import_commit (ty_import_rows_t *rows, const char *data_dir, const char *name,
-                       const ty_split_opts_t *opts, uint64_t *version, char *hash_hex);
+                       const ty_split_opts_t *opts, const ty_import_hook_t *hook,
+                       uint64_t *version, char *hash_hex);
 
 /* A new version = the samples of `spec` ("name": the latest, or
  * "name@N") copied as they are + the rows split with opts (NULL: the
@@ -155,13 +183,15 @@ int  ty_import_commit (ty_import_rows_t *rows, const char *data_dir, const char 
  * meta.new_since = the rows added since each ancestor. TY_ENOTFOUND when
  * the parent does not exist, TY_EINVAL when the kinds differ. */
 int  ty_import_append (ty_import_rows_t *rows, const char *data_dir, const char *spec,
-                       const ty_split_opts_t *opts, uint64_t *version, char *hash_hex);
+                       const ty_split_opts_t *opts, const ty_import_hook_t *hook,
+                       uint64_t *version, char *hash_hex);
 
 /* ---- export ------------------------------------------------------------ */
 
-/* Writes every sample of ds (all splits, in the order of the lines they
- * came from) in `format`, columns as named by opts (NULL: defaults): a
- * header line (csv family, when opts->header), then one row per sample.
+/* Writes every sample of ds (all splits, or those in opts->export_splits),
+ * in the order of the lines they came from, in `format`, columns as named
+ * by opts (NULL: defaults): a header line (csv family, when opts->header),
+ * then one row per sample.
  * Confidence and source columns are written only when opts names them.
  * For images, out_path is a folder that receives <label>/<line>.png.
  * TY_OK, errno, TY_EINVAL (a format that does not fit the dataset's kind,
@@ -179,8 +209,10 @@ typedef struct {
 
 int  ty_import_map (const char *path, ty_import_map_t *m);
 void ty_import_unmap (ty_import_map_t *m);
-/* Validates, then adds to rows; a shape mismatch becomes a reject. */
-void ty_import_accept (ty_validate_t *v, ty_import_rows_t *rows, Ty__Sample *s,
+/* Validates, then adds to rows; a shape mismatch becomes a reject. Calls
+ * the progress callback when due: TY_OK, or ECANCELED when it asked to
+ * stop (the reader then stops and returns it). */
+int  ty_import_accept (ty_validate_t *v, ty_import_rows_t *rows, Ty__Sample *s,
                        uint64_t line, const ty_import_opts_t *opts);
 /* Parses a confidence/source/number field; TY_OK or TY_EINVAL. */
 int  ty_import_parse_source (const char *text, Ty__SampleSource *source);

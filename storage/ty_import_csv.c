@@ -511,7 +511,7 @@ ty_import_csv (const char *path, const ty_import_opts_t *o, ty_validate_t *v,
         s.weight = 1.0f;
         s.source = o->source;
         if (s_row (&c, o, &k, &b, v, line, &s, &an, &in))
-            ty_import_accept (v, rows, &s, line, o);
+            rc = ty_import_accept (v, rows, &s, line, o);
     }
     if (rc == TY_OK && o->header && !have_cols) {
         snprintf (error, TY_IMPORT_ERROR_MAX, "%s: no header line (the file has no records)",

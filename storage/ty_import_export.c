@@ -1,5 +1,6 @@
 /*  ty_import_export: a dataset version back to files, in the order of the
- *  lines its samples came from (all splits together), so an export of an
+ *  lines its samples came from (all splits together, or those asked for in
+ *  opts->export_splits), so an export of an
  *  import gives back the accepted rows of the source in their order.
  *  Files are written under a temporary name and renamed when complete. */
 #include "ty_import.h"
@@ -38,18 +39,22 @@ s_cmp_ref (const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/* All samples of ds as (line, split, index), sorted by line. */
+/* The samples of ds in the splits of mask (0: all) as (line, split,
+ * index), sorted by line. */
 static int
-s_refs (ty_dataset_t *ds, s_ref_t **out, uint64_t *n)
+s_refs (ty_dataset_t *ds, uint32_t mask, s_ref_t **out, uint64_t *n)
 {
     uint64_t total = 0;
     for (int sp = 0; sp < TY_SPLIT_COUNT; sp++)
-        total += ty_dataset_count (ds, (ty_split_t) sp);
+        if (!mask || (mask & TY_IMPORT_SPLIT_BIT (sp)))
+            total += ty_dataset_count (ds, (ty_split_t) sp);
     s_ref_t *refs = malloc ((total ? total : 1) * sizeof *refs);
     if (!refs)
         return TY_ENOMEM;
     uint64_t k = 0;
     for (int sp = 0; sp < TY_SPLIT_COUNT; sp++) {
+        if (mask && !(mask & TY_IMPORT_SPLIT_BIT (sp)))
+            continue;
         for (uint64_t i = 0; i < ty_dataset_count (ds, (ty_split_t) sp); i++) {
             ty_dataset_view_t view;
             Ty__Sample *s;
@@ -327,7 +332,7 @@ ty_import_export (ty_dataset_t *ds, const ty_import_opts_t *opts_in, const char 
         return TY_EINVAL;
     s_ref_t *refs;
     uint64_t n;
-    int rc = s_refs (ds, &refs, &n);
+    int rc = s_refs (ds, o.export_splits, &refs, &n);
     if (rc != TY_OK)
         return rc;
     if (o.format == TY_FORMAT_IMAGES) {

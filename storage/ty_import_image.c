@@ -216,7 +216,7 @@ ty_import_images (const char *root, const ty_import_opts_t *o, ty_validate_t *v,
                 s.n_labels = 1;
                 s.weight = 1.0f;
                 s.source = o->source;
-                ty_import_accept (v, rows, &s, line, o);
+                rc = ty_import_accept (v, rows, &s, line, o);
             }
             free (pixels);
             free (buf);

@@ -238,7 +238,7 @@ ty_import_jsonl (const char *path, const ty_import_opts_t *o, ty_validate_t *v,
         s.weight = 1.0f;
         s.source = o->source;
         if (s_json_row (&l, obj, v, &s, &an, &in))
-            ty_import_accept (v, rows, &s, l.line, o);
+            rc = ty_import_accept (v, rows, &s, l.line, o);
         cJSON_Delete (obj);
     }
     s_close (&l);
@@ -280,7 +280,7 @@ ty_import_fasttext (const char *path, const ty_import_opts_t *o, ty_validate_t *
         s.n_labels = nl;
         s.labels = l.labs;
         if (rc == TY_OK)
-            ty_import_accept (v, rows, &s, l.line, o);
+            rc = ty_import_accept (v, rows, &s, l.line, o);
     }
     s_close (&l);
     return rc;

@@ -470,6 +470,8 @@ test_prepare_import_csv_and_show (void **state)
     }
     char hash [65];
     snprintf (hash, sizeof hash, "%s", m->content_hash);
+    uint64_t n_test = ty_dataset_count (ds, TY_SPLIT_TEST);
+    assert_true (n_test > 0);
     ty_dataset_destroy (&ds);
 
     /* show --json agrees with the store */
@@ -510,6 +512,16 @@ test_prepare_import_csv_and_show (void **state)
         lines += *p == '\n';
     assert_int_equal (lines, 91);       /* header + every accepted row */
     assert_non_null (strstr (csv_text, "sample 29, of class 2"));
+    free (csv_text);
+    /* --split test: the header and exactly the test split's rows */
+    const char *export_test [] = { "dataset", "export", "news", "--data", t->data, "-o", out,
+                                   "--split", "test", NULL };
+    assert_int_equal (s_cli (t, "export_test.out", export_test), 0);
+    csv_text = s_must_slurp_tmp (t, "export.csv");
+    lines = 0;
+    for (const char *p = csv_text; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal (lines, 1 + (int) n_test);
     free (csv_text);
 
     /* a missing dataset is a clear error */
@@ -631,7 +643,7 @@ s_reader_main (void *arg)
 static int
 s_has_temp (const char *data)
 {
-    char dir [PATH_MAX];
+    char dir [PATH_MAX + 32];   /* room for the suffix: no truncation warning */
     snprintf (dir, sizeof dir, "%s/datasets/big", data);
     DIR *d = opendir (dir);
     if (!d)

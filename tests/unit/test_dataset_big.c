@@ -66,7 +66,7 @@ test_dataset_big_million_rows (void **state)
     assert_int_equal (ty_validate_report (v)->accepted, S_ROWS);
     assert_int_equal (ty_import_finish (rows, v), TY_OK);
     uint64_t version;
-    assert_int_equal (ty_import_commit (rows, data, "big", NULL, &version, NULL), TY_OK);
+    assert_int_equal (ty_import_commit (rows, data, "big", NULL, NULL, &version, NULL), TY_OK);
     double secs = s_now () - t0;
     fprintf (stderr, "# 1M rows imported in %.2f s (%.0f rows/s)\n", secs, S_ROWS / secs);
     ty_import_rows_destroy (&rows);

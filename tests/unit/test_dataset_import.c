@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -146,7 +147,8 @@ s_round_trip (s_ctx_t *c, const char *input, const char *expect)
         fail_msg ("validation: %s", ty_validate_report (c->v)->message);
     assert_int_equal (ty_validate_report (c->v)->rejected, 0);
     uint64_t version;
-    assert_int_equal (ty_import_commit (c->rows, c->data, "rt", NULL, &version, NULL), TY_OK);
+    assert_int_equal (ty_import_commit (c->rows, c->data, "rt", NULL, NULL, &version, NULL),
+                      TY_OK);
     ty_dataset_t *ds;
     assert_int_equal (ty_dataset_open (c->data, "rt", &ds), TY_OK);
     assert_int_equal (ty_import_export (ds, &c->io, out), TY_OK);
@@ -281,7 +283,8 @@ test_import_images_round_trip (void **state)
     assert_int_equal (s_import (&c, TY_TEST_DATA_DIR "/digits"), TY_OK);
     assert_int_equal (ty_import_finish (c.rows, c.v), TY_OK);
     assert_int_equal (ty_import_rows_count (c.rows), 12);
-    assert_int_equal (ty_import_commit (c.rows, c.data, "digits", NULL, NULL, NULL), TY_OK);
+    assert_int_equal (ty_import_commit (c.rows, c.data, "digits", NULL, NULL, NULL, NULL),
+                      TY_OK);
     ty_dataset_t *ds;
     assert_int_equal (ty_dataset_open (c.data, "digits", &ds), TY_OK);
     assert_string_equal (ty_dataset_meta (ds)->kind, "image");
@@ -423,7 +426,7 @@ test_import_csv_bad_rows (void **state)
     assert_non_null (strstr (s_reason (&c, TY_REJECT_LINE_LONG)->example, "over the limit"));
     /* 5 of 45 = 11 %: under 20 %, a dataset of the valid rows */
     assert_int_equal (ty_import_finish (c.rows, c.v), TY_OK);
-    assert_int_equal (ty_import_commit (c.rows, c.data, "bad", NULL, NULL, NULL), TY_OK);
+    assert_int_equal (ty_import_commit (c.rows, c.data, "bad", NULL, NULL, NULL, NULL), TY_OK);
     ty_dataset_t *ds;
     assert_int_equal (ty_dataset_open (c.data, "bad", &ds), TY_OK);
     const Ty__DatasetMeta *m = ty_dataset_meta (ds);
@@ -546,7 +549,7 @@ test_import_bad_images (void **state)
     assert_int_equal (s_reason (&c, TY_REJECT_IMAGE)->count, 2);
     assert_non_null (strstr (s_reason (&c, TY_REJECT_IMAGE)->example, "ad/truncated.png"));
     assert_int_equal (ty_import_finish (c.rows, c.v), TY_OK);
-    assert_int_equal (ty_import_commit (c.rows, c.data, "ads", NULL, NULL, NULL), TY_OK);
+    assert_int_equal (ty_import_commit (c.rows, c.data, "ads", NULL, NULL, NULL, NULL), TY_OK);
     ty_dataset_t *ds;
     assert_int_equal (ty_dataset_open (c.data, "ads", &ds), TY_OK);
     const Ty__DatasetMeta *m = ty_dataset_meta (ds);
@@ -649,6 +652,224 @@ test_import_opts_from_spec (void **state)
     assert_int_equal (ty_import_format_guess (TY_TEST_DATA_DIR "/digits"), TY_FORMAT_IMAGES);
 }
 
+/* ---- export of one split -------------------------------------------------------------- */
+
+#define S_SPLIT_ROWS 60
+
+/* A CSV of S_SPLIT_ROWS rows "cN,row N" (3 classes); *lines gets each
+ * data line by its file line number (line 2 is the first row). */
+static void
+s_write_rows_csv (const char *path, char lines[][32], uint64_t n)
+{
+    char *text = malloc (n * 32 + 32);
+    assert_non_null (text);
+    size_t len = (size_t) sprintf (text, "label,text\n");
+    for (uint64_t i = 0; i < n; i++) {
+        snprintf (lines[i + 2], 32, "c%d,row %d\n", (int) (i % 3), (int) i);
+        len += (size_t) sprintf (text + len, "%s", lines[i + 2]);
+    }
+    must_write (path, text, len);
+    free (text);
+}
+
+static int
+s_cmp_u64 (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+static void
+test_import_export_one_split (void **state)
+{
+    (void) state;
+    s_ctx_t c;
+    s_ctx_init (&c, TY_FORMAT_CSV);
+    char in[S_PATH_MAX], out[S_PATH_MAX];
+    char lines[S_SPLIT_ROWS + 2][32];
+    snprintf (in, sizeof in, "%s/input.csv", c.dir);
+    snprintf (out, sizeof out, "%s/test.csv", c.dir);
+    s_write_rows_csv (in, lines, S_SPLIT_ROWS);
+    assert_int_equal (s_import (&c, in), TY_OK);
+    assert_int_equal (ty_import_finish (c.rows, c.v), TY_OK);
+    assert_int_equal (ty_import_commit (c.rows, c.data, "sp", NULL, NULL, NULL, NULL), TY_OK);
+    ty_dataset_t *ds;
+    assert_int_equal (ty_dataset_open (c.data, "sp", &ds), TY_OK);
+    uint64_t n_test = ty_dataset_count (ds, TY_SPLIT_TEST);
+    assert_true (n_test > 0 && n_test < ty_dataset_count (ds, TY_SPLIT_TRAIN));
+
+    /* expected: the header, then the test split's source lines in file order */
+    uint64_t *at = malloc (n_test * sizeof *at);
+    assert_non_null (at);
+    for (uint64_t i = 0; i < n_test; i++) {
+        ty_dataset_view_t view;
+        Ty__Sample *s;
+        assert_int_equal (ty_dataset_get (ds, TY_SPLIT_TEST, i, &view), TY_OK);
+        assert_int_equal (ty_dataset_view_unpack (&view, &s), TY_OK);
+        at[i] = s->line;
+        ty__sample__free_unpacked (s, NULL);
+    }
+    qsort (at, n_test, sizeof *at, s_cmp_u64);
+    char expect[(S_SPLIT_ROWS + 1) * 32] = "label,text\n";
+    for (uint64_t i = 0; i < n_test; i++) {
+        assert_true (at[i] >= 2 && at[i] < S_SPLIT_ROWS + 2);
+        strcat (expect, lines[at[i]]);
+    }
+    free (at);
+
+    c.io.export_splits = TY_IMPORT_SPLIT_BIT (TY_SPLIT_TEST);
+    assert_int_equal (ty_import_export (ds, &c.io, out), TY_OK);
+    char *got = must_read (out, NULL);
+    assert_string_equal (got, expect);
+    free (got);
+
+    /* two splits: their rows together; no mask: every row */
+    c.io.export_splits = TY_IMPORT_SPLIT_BIT (TY_SPLIT_TEST) | TY_IMPORT_SPLIT_BIT (TY_SPLIT_VAL);
+    assert_int_equal (ty_import_export (ds, &c.io, out), TY_OK);
+    size_t len;
+    got = must_read (out, &len);
+    size_t nl = 0;
+    for (size_t i = 0; i < len; i++)
+        nl += got[i] == '\n';
+    assert_int_equal (nl, 1 + n_test + ty_dataset_count (ds, TY_SPLIT_VAL));
+    free (got);
+    c.io.export_splits = 0;
+    assert_int_equal (ty_import_export (ds, &c.io, out), TY_OK);
+    got = must_read (out, &len);
+    char *all = must_read (in, NULL);
+    assert_string_equal (got, all);
+    free (all);
+    free (got);
+    ty_dataset_destroy (&ds);
+    s_ctx_free (&c);
+}
+
+/* ---- cancel: reading and writing stop on the callback's word ------------------------- */
+
+typedef struct {
+    uint64_t stop_at;     /* stop once this many rows are read / written */
+    uint64_t calls;
+    uint64_t last, total;
+} s_stop_t;
+
+static int
+s_stop_reading (void *arg, uint64_t rows_read, uint64_t rejected)
+{
+    (void) rejected;
+    s_stop_t *st = arg;
+    st->calls++;
+    st->last = rows_read;
+    return rows_read >= st->stop_at;
+}
+
+static int
+s_stop_writing (void *arg, uint64_t written, uint64_t total)
+{
+    s_stop_t *st = arg;
+    st->calls++;
+    st->last = written;
+    st->total = total;
+    return written >= st->stop_at;
+}
+
+/* Entries of dir whose name starts with prefix (0 if dir is missing). */
+static int
+s_count_prefixed (const char *dir, const char *prefix)
+{
+    DIR *d = opendir (dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir (d)))
+        n += strncmp (e->d_name, prefix, strlen (prefix)) == 0;
+    closedir (d);
+    return n;
+}
+
+static void
+test_import_cancel (void **state)
+{
+    (void) state;
+    s_ctx_t c;
+    s_ctx_init (&c, TY_FORMAT_CSV);
+    char in[S_PATH_MAX], name_dir[S_PATH_MAX + 32];
+    char lines[S_SPLIT_ROWS + 2][32];
+    snprintf (in, sizeof in, "%s/input.csv", c.dir);
+    snprintf (name_dir, sizeof name_dir, "%s/datasets/cx", c.data);
+    s_write_rows_csv (in, lines, S_SPLIT_ROWS);
+
+    /* reading: stopped after 20 rows, called every 5 */
+    s_stop_t st = { .stop_at = 20 };
+    c.io.progress = s_stop_reading;
+    c.io.progress_arg = &st;
+    c.io.progress_rows = 5;
+    assert_int_equal (s_import (&c, in), ECANCELED);
+    assert_int_equal (st.last, 20);
+    assert_int_equal (st.calls, 4);
+    assert_int_equal (ty_validate_report (c.v)->rows_read, 20);
+    assert_int_equal (ty_import_rows_count (c.rows), 20);
+    assert_non_null (strstr (c.err, "stopped after 20 rows"));
+    /* a callback that never stops sees every row and changes nothing */
+    st = (s_stop_t) { .stop_at = UINT64_MAX };
+    assert_int_equal (s_import (&c, in), TY_OK);
+    assert_int_equal (st.calls, S_SPLIT_ROWS / 5);
+    assert_int_equal (ty_import_rows_count (c.rows), S_SPLIT_ROWS);
+    assert_int_equal (ty_import_finish (c.rows, c.v), TY_OK);
+
+    /* writing: stopped after 25 samples -> no version, no temp dir */
+    st = (s_stop_t) { .stop_at = 25 };
+    ty_import_hook_t hook = { .fn = s_stop_writing, .arg = &st, .every = 5 };
+    uint64_t version = 0;
+    assert_int_equal (ty_import_commit (c.rows, c.data, "cx", NULL, &hook, &version, NULL),
+                      ECANCELED);
+    assert_int_equal (version, 0);
+    assert_int_equal (st.last, 25);
+    assert_int_equal (st.total, S_SPLIT_ROWS);
+    uint64_t *vs = NULL;
+    size_t nv = 99;
+    int rc = ty_dataset_versions (c.data, "cx", &vs, &nv);
+    assert_true (rc == TY_ENOTFOUND || (rc == TY_OK && nv == 0));
+    free (vs);
+    assert_int_equal (s_count_prefixed (name_dir, ".tmp-"), 0);
+    ty_dataset_t *ds = NULL;
+    assert_int_equal (ty_dataset_open (c.data, "cx", &ds), TY_ENOTFOUND);
+
+    /* the stop at the very end (written == total) is still honoured */
+    st = (s_stop_t) { .stop_at = S_SPLIT_ROWS };
+    hook.every = 1000;
+    assert_int_equal (ty_import_commit (c.rows, c.data, "cx", NULL, &hook, NULL, NULL),
+                      ECANCELED);
+    assert_int_equal (st.calls, 1);
+    assert_int_equal (ty_dataset_open (c.data, "cx", &ds), TY_ENOTFOUND);
+
+    /* not stopped: the version appears and the hook saw every sample */
+    st = (s_stop_t) { .stop_at = UINT64_MAX };
+    hook.every = 7;
+    assert_int_equal (ty_import_commit (c.rows, c.data, "cx", NULL, &hook, &version, NULL),
+                      TY_OK);
+    assert_int_equal (version, 1);
+    assert_int_equal (st.last, S_SPLIT_ROWS);
+    assert_int_equal (st.calls, S_SPLIT_ROWS / 7 + 1);
+
+    /* append: the copy of the parent counts; a stop leaves no version 2 */
+    st = (s_stop_t) { .stop_at = S_SPLIT_ROWS + 3 };
+    hook.every = 1;
+    assert_int_equal (ty_import_append (c.rows, c.data, "cx", NULL, &hook, &version, NULL),
+                      ECANCELED);
+    assert_int_equal (st.total, 2 * S_SPLIT_ROWS);
+    assert_int_equal (st.last, S_SPLIT_ROWS + 3);
+    assert_int_equal (ty_dataset_versions (c.data, "cx", &vs, &nv), TY_OK);
+    assert_int_equal (nv, 1);
+    assert_int_equal (vs[0], 1);
+    free (vs);
+    assert_int_equal (s_count_prefixed (name_dir, ".tmp-"), 0);
+    assert_int_equal (ty_dataset_open (c.data, "cx", &ds), TY_OK);
+    assert_int_equal (ty_dataset_version (ds), 1);
+    ty_dataset_destroy (&ds);
+    s_ctx_free (&c);
+}
+
 int
 main (void)
 {
@@ -668,6 +889,8 @@ main (void)
         cmocka_unit_test (test_import_bad_images),
         cmocka_unit_test (test_import_validation_rules),
         cmocka_unit_test (test_import_opts_from_spec),
+        cmocka_unit_test (test_import_export_one_split),
+        cmocka_unit_test (test_import_cancel),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

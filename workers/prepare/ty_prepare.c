@@ -12,6 +12,7 @@
 #include "ty_validate.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -59,7 +60,8 @@ s_guess_rows (const char *path)
 
 /* ---- reading progress ---------------------------------------------------- */
 
-static void
+/* Also the cancel check while reading: non-zero stops the import. */
+static int
 s_on_rows (void *arg, uint64_t rows_read, uint64_t rejected)
 {
     s_reading_t *r = arg;
@@ -75,6 +77,21 @@ s_on_rows (void *arg, uint64_t rows_read, uint64_t rejected)
     }
     ty_job_progress (r->job, fraction, "reading", "%" PRIu64 " rows read, %" PRIu64 " rejected",
                      rows_read, rejected);
+    return ty_job_cancelled (r->job);
+}
+
+/* Writing progress and the cancel check while writing (non-zero stops the
+ * write before the rename: the temp dir goes, no version appears). */
+static int
+s_on_written (void *arg, uint64_t written, uint64_t total)
+{
+    ty_job_t *job = arg;
+    double done = total ? (double) written / (double) total : 1;
+    double fraction = TY_PREPARE_AT_WRITING
+                    + (TY_PREPARE_AT_SYNCING - TY_PREPARE_AT_WRITING) * done;
+    ty_job_progress (job, fraction, "writing", "%" PRIu64 " of %" PRIu64 " samples written",
+                     written, total);
+    return ty_job_cancelled (job);
 }
 
 /* ---- options ----------------------------------------------------------- */
@@ -364,6 +381,11 @@ s_run (ty_job_t *job, const ty_prepare_opts_t *opts, const Ty__PrepareSpec *p,
     s_reading_t reading = { .job = job, .rows_guess = s_guess_rows (p->source) };
     iopts.progress = s_on_rows;
     iopts.progress_arg = &reading;
+    /* an image costs a decode and a resize: report (and check for a cancel)
+     * more often than for text rows, so a cancel is not kept waiting */
+    if (iopts.format == TY_FORMAT_IMAGES)
+        iopts.progress_rows = TY_PREPARE_IMAGE_PROGRESS_ROWS;
+    ty_import_hook_t hook = { .fn = s_on_written, .arg = job };
 
     ty_validate_t *v = *v_p = ty_validate_new (&vopts);
     if (!v)
@@ -377,6 +399,8 @@ s_run (ty_job_t *job, const ty_prepare_opts_t *opts, const Ty__PrepareSpec *p,
     const ty_validate_report_t *r = ty_validate_report (v);
     ty_job_metric (job, "rows_read", (double) r->rows_read);
     ty_job_metric (job, "rejected", (double) r->rejected);
+    if (rc == ECANCELED && ty_job_cancelled (job))
+        return TY_JOB_CANCELED;
     if (rc != TY_OK) {
         if (r->rows_read)
             s_output_report (job, v);
@@ -410,7 +434,8 @@ s_run (ty_job_t *job, const ty_prepare_opts_t *opts, const Ty__PrepareSpec *p,
     uint64_t version = 0;
     char hash [65] = "";
     if (mode == S_MODE_IMPORT)
-        rc = ty_import_commit (rows, opts->data_dir, p->dataset, &sopts, &version, hash);
+        rc = ty_import_commit (rows, opts->data_dir, p->dataset, &sopts, &hook, &version,
+                               hash);
     else {
         char parent [TY_DATASET_SPEC_MAX];
         if (p->parent_version)
@@ -418,7 +443,7 @@ s_run (ty_job_t *job, const ty_prepare_opts_t *opts, const Ty__PrepareSpec *p,
         else
             snprintf (parent, sizeof parent, "%s", p->dataset);
         rc = ty_import_append (rows, opts->data_dir, parent, split_given ? &sopts : NULL,
-                               &version, hash);
+                               &hook, &version, hash);
         if (rc == TY_ENOTFOUND) {
             s_output_report (job, v);
             return ty_job_fail (job, "cannot append to %s: no such dataset or version "
@@ -430,6 +455,8 @@ s_run (ty_job_t *job, const ty_prepare_opts_t *opts, const Ty__PrepareSpec *p,
                                 "another kind than the dataset's", p->source, parent);
         }
     }
+    if (rc == ECANCELED && ty_job_cancelled (job))
+        return TY_JOB_CANCELED;
     if (rc != TY_OK) {
         s_output_report (job, v);
         return ty_job_fail (job, "cannot write dataset %s: %s", p->dataset, ty_strerror (rc));

@@ -9,11 +9,13 @@
  *                                the row count estimated from the file's
  *                                first MiB (it stays put for a folder)
  *      validating  0.60 - 0.70   the dataset rules (min per class, bad-row share)
- *      writing     0.70 - 1.00   split, write to a temp dir, sync, rename
- *  Cancel is checked between phases (the library's read and write calls
- *  cannot be interrupted, so a cancel waits for the current one): a job
- *  cancelled before writing leaves no version; once the rename is done the
- *  version is whole and the job succeeds. A killed worker leaves at most a
+ *      writing     0.70 - 0.95   split, write to a temp dir (samples written)
+ *                  0.95 - 1.00   sync, rename
+ *  Cancel is checked between phases and inside the library's read and write
+ *  calls (their progress callbacks, every TY_IMPORT_PROGRESS_ROWS rows, every
+ *  TY_PREPARE_IMAGE_PROGRESS_ROWS images): a job cancelled before the
+ *  rename leaves no version (the temp dir is removed); once the rename is
+ *  done the version is whole and the job succeeds. A killed worker leaves at most a
  *  temp dir, which the next writer of that dataset removes.
  *
  *  Result outputs (all text):
@@ -51,6 +53,9 @@
 #define TY_PREPARE_AT_READING     0.00
 #define TY_PREPARE_AT_VALIDATING  0.60
 #define TY_PREPARE_AT_WRITING     0.70
+#define TY_PREPARE_AT_SYNCING     0.95
+/* Images read between two progress reports (and cancel checks). */
+#define TY_PREPARE_IMAGE_PROGRESS_ROWS 256
 /* A pause is cut into slices this long so that a cancel is noticed. */
 #define TY_PREPARE_PAUSE_SLICE_MS 10
 /* Most bytes of the classes output; a dataset with more classes lists the

@@ -184,6 +184,199 @@ ttd_make_empty_train (const char *data_dir, const char *name)
     return v;
 }
 
+/* ---- images (cnn) ----------------------------------------------------------
+ * TTD_IMG x TTD_IMG grey images of four pattern classes, each with a random
+ * phase, random contrast and pixel noise, so no single pixel gives the
+ * class away: horizontal bars, vertical bars, 3x3 blocks (a checkerboard),
+ * diagonal stripes. Class 0 is TTD_MAJORITY of the samples. */
+#define TTD_IMG          12
+#define TTD_IMG_NOISE    40     /* +- grey levels of uniform noise */
+
+static const char *ttd_patterns [TTD_NCLASSES] = { "hbars", "vbars", "blocks", "diag" };
+
+static inline void
+ttd_image (uint64_t *rng, int cls, uint8_t *pix)
+{
+    int phase = (int) (ttd_rand (rng) % 4), px = (int) (ttd_rand (rng) % 3);
+    int lo = 30 + (int) (ttd_rand (rng) % 60), hi = 160 + (int) (ttd_rand (rng) % 60);
+    for (int y = 0; y < TTD_IMG; y++)
+        for (int x = 0; x < TTD_IMG; x++) {
+            int on = 0;
+            switch (cls) {
+            case 0: on = (y + phase) % 4 < 2; break;
+            case 1: on = (x + phase) % 4 < 2; break;
+            case 2: on = ((x + px) / 3 + (y + phase) / 3) % 2; break;
+            default: on = (x + y + phase) % 4 < 2; break;
+            }
+            int v = (on ? hi : lo) + (int) (ttd_rand (rng) % (2 * TTD_IMG_NOISE + 1))
+                  - TTD_IMG_NOISE;
+            pix [y * TTD_IMG + x] = (uint8_t) (v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+}
+
+static inline uint64_t
+ttd_make_patterns (const char *data_dir, const char *name, int ntrain, int nval, uint64_t seed)
+{
+    ty_dataset_writer_t *w = ttd_writer (data_dir, name);
+    uint64_t rng = seed;
+    uint8_t pix [TTD_IMG * TTD_IMG];
+    for (int i = 0; i < ntrain + nval; i++) {
+        int cls = ttd_class (&rng);
+        ttd_image (&rng, cls, pix);
+        Ty__Sample s = TY__SAMPLE__INIT;
+        Ty__Image img = TY__IMAGE__INIT;
+        img.height = TTD_IMG;
+        img.width = TTD_IMG;
+        img.channels = 1;
+        img.pixels.data = pix;
+        img.pixels.len = sizeof pix;
+        char *labels [1] = { (char *) ttd_patterns [cls] };
+        s.image = &img;
+        s.labels = labels;
+        s.n_labels = 1;
+        s.weight = 1.0f;
+        int rc = ty_dataset_writer_add (w, i < ntrain ? TY_SPLIT_TRAIN : TY_SPLIT_VAL, &s);
+        if (rc != TY_OK)
+            fail_msg ("dataset add: %s", ty_strerror (rc));
+    }
+    uint64_t v = 0;
+    ttd_commit (&w, "image", ttd_patterns, TTD_NCLASSES, &v);
+    return v;
+}
+
+/* ---- interactions (ncf) ------------------------------------------------------
+ * TTD_USERS users and TTD_ITEMS items in TTD_GROUPS planted groups: a user
+ * of group g interacts only with items of group g, TTD_PER_USER distinct
+ * ones drawn with a skewed (popular-first) preference, so item popularity
+ * is a real but weak signal. The last interaction of each user goes to val
+ * (leave-one-out), the others to train. */
+#define TTD_USERS        200
+#define TTD_ITEMS        400
+#define TTD_GROUPS       10
+#define TTD_PER_USER     10
+
+static inline int
+ttd_group_item (uint64_t *rng, int g)
+{
+    int per = TTD_ITEMS / TTD_GROUPS;
+    /* min of two uniform draws: low ranks are twice as likely as high ones */
+    int a = (int) (ttd_rand (rng) % (uint64_t) per), b = (int) (ttd_rand (rng) % (uint64_t) per);
+    return g * per + (a < b ? a : b);
+}
+
+static inline uint64_t
+ttd_make_interactions (const char *data_dir, const char *name, uint64_t seed)
+{
+    ty_dataset_writer_t *w = ttd_writer (data_dir, name);
+    uint64_t rng = seed;
+    for (int u = 0; u < TTD_USERS; u++) {
+        int g = u % TTD_GROUPS, items [TTD_PER_USER], n = 0;
+        while (n < TTD_PER_USER) {
+            int it = ttd_group_item (&rng, g), dup = 0;
+            for (int k = 0; k < n; k++)
+                dup |= items [k] == it;
+            if (!dup)
+                items [n++] = it;
+        }
+        for (int k = 0; k < n; k++) {
+            char user [16], item [16];
+            snprintf (user, sizeof user, "u%d", u);
+            snprintf (item, sizeof item, "i%d", items [k]);
+            Ty__Sample s = TY__SAMPLE__INIT;
+            Ty__Interaction in = TY__INTERACTION__INIT;
+            in.user = user;
+            in.item = item;
+            in.timestamp = k + 1;
+            s.interaction = &in;
+            s.weight = 1.0f;
+            ty_split_t split = k + 1 < n ? TY_SPLIT_TRAIN : TY_SPLIT_VAL;
+            int rc = ty_dataset_writer_add (w, split, &s);
+            if (rc != TY_OK)
+                fail_msg ("dataset add: %s", ty_strerror (rc));
+        }
+    }
+    uint64_t v = 0;
+    ttd_commit (&w, "interaction", NULL, 0, &v);
+    return v;
+}
+
+/* ---- dense regression (mlp) --------------------------------------------------
+ * TTD_REG_DIM features in [-1, 1] and a target with a linear part, an
+ * interaction term and a little noise; no labels. */
+#define TTD_REG_DIM      6
+#define TTD_REG_NOISE    0.05
+
+static inline double
+ttd_uniform (uint64_t *rng)
+{
+    return (double) (ttd_rand (rng) >> 11) / 9007199254740992.0;
+}
+
+static inline double
+ttd_reg_target (const float *f)
+{
+    return 1.0 + 0.8 * f [0] - 0.5 * f [1] + 0.3 * f [2] + 0.6 * f [3] * f [4];
+}
+
+static inline uint64_t
+ttd_make_regression (const char *data_dir, const char *name, int ntrain, int nval, uint64_t seed)
+{
+    ty_dataset_writer_t *w = ttd_writer (data_dir, name);
+    uint64_t rng = seed;
+    for (int i = 0; i < ntrain + nval; i++) {
+        float f [TTD_REG_DIM];
+        for (int d = 0; d < TTD_REG_DIM; d++)
+            f [d] = (float) (2.0 * ttd_uniform (&rng) - 1.0);
+        Ty__Sample s = TY__SAMPLE__INIT;
+        s.features = f;
+        s.n_features = TTD_REG_DIM;
+        s.target = ttd_reg_target (f) + TTD_REG_NOISE * (2.0 * ttd_uniform (&rng) - 1.0);
+        s.has_target = 1;
+        s.weight = 1.0f;
+        int rc = ty_dataset_writer_add (w, i < ntrain ? TY_SPLIT_TRAIN : TY_SPLIT_VAL, &s);
+        if (rc != TY_OK)
+            fail_msg ("dataset add: %s", ty_strerror (rc));
+    }
+    uint64_t v = 0;
+    ttd_commit (&w, "features", NULL, 0, &v);
+    return v;
+}
+
+/* Frame annotations (workflow 002): a path and a rating in [0, 1] per
+ * frame, with features describing the frame (with_features 0: without, the
+ * wrong input for every model). The rating is a squashed function of the
+ * features. */
+static inline uint64_t
+ttd_make_annotations (const char *data_dir, const char *name, int ntrain, int nval,
+                      uint64_t seed, int with_features)
+{
+    ty_dataset_writer_t *w = ttd_writer (data_dir, name);
+    uint64_t rng = seed;
+    for (int i = 0; i < ntrain + nval; i++) {
+        float f [TTD_REG_DIM];
+        for (int d = 0; d < TTD_REG_DIM; d++)
+            f [d] = (float) (2.0 * ttd_uniform (&rng) - 1.0);
+        char path [32];
+        snprintf (path, sizeof path, "frames/%05d.png", i);
+        Ty__Sample s = TY__SAMPLE__INIT;
+        Ty__Annotation a = TY__ANNOTATION__INIT;
+        a.path = path;
+        a.rating = 1.0 / (1.0 + exp (-2.0 * (ttd_reg_target (f) - 1.0)));
+        s.annotation = &a;
+        if (with_features) {
+            s.features = f;
+            s.n_features = TTD_REG_DIM;
+        }
+        s.weight = 1.0f;
+        int rc = ty_dataset_writer_add (w, i < ntrain ? TY_SPLIT_TRAIN : TY_SPLIT_VAL, &s);
+        if (rc != TY_OK)
+            fail_msg ("dataset add: %s", ty_strerror (rc));
+    }
+    uint64_t v = 0;
+    ttd_commit (&w, "annotation", NULL, 0, &v);
+    return v;
+}
+
 /* A train spec on the caller's stack, with a few params map entries. */
 #define TTD_MAX_PARAMS 8
 typedef struct {

@@ -4,6 +4,9 @@
 #   train_core     ty_train_run in-process: learns, determinism, resume after
 #                  a crash (fork + _exit) bitwise, cancel, early stopping,
 #                  bad input
+#   train_kinds    ty_train_run in-process for cnn (learns, resumes bitwise
+#                  with augmentation), ncf (HR@10 vs item popularity), mlp
+#                  regression (MSE vs the mean), wrong sample type per kind
 #   train          the worker in a cluster: learns and reports, cancel within
 #                  a second, bad input fails the job, the worker survives;
 #                  `trainyard train --config FILE.yaml` submits, watches, prints
@@ -18,6 +21,11 @@ target_link_libraries (test_train_core PRIVATE ty_train PkgConfig::CMOCKA)
 set_target_properties (test_train_core PROPERTIES LINKER_LANGUAGE CXX)
 add_test (NAME integration_train_core COMMAND test_train_core)
 set_tests_properties (integration_train_core PROPERTIES LABELS integration TIMEOUT 120)
+add_executable (test_train_kinds integration/test_train_kinds.c)
+target_link_libraries (test_train_kinds PRIVATE ty_train PkgConfig::CMOCKA)
+set_target_properties (test_train_kinds PROPERTIES LINKER_LANGUAGE CXX)
+add_test (NAME integration_train_kinds COMMAND test_train_kinds)
+set_tests_properties (integration_train_kinds PROPERTIES LABELS integration TIMEOUT 120)
 # 100 jobs in one process, RSS stable (ctest -L slow)
 add_test (NAME slow_train_no_leak COMMAND test_train_core slow)
 set_tests_properties (slow_train_no_leak PROPERTIES LABELS slow TIMEOUT 300)

@@ -264,12 +264,19 @@ s_fit_check (ty_batch_feat_t *self, ty_dataset_t *ds, const Ty__Sample *s, uint6
         ok = !strcmp (type, "interaction");
         break;
     }
-    if (!ok)
+    /* the first sample stands for the dataset; a later one is a stray */
+    if (!ok && index == 0)
         return s_err (err, errlen, TY_EINVAL,
                       "wrong sample type: dataset %s@%llu holds %s samples (train sample %llu); "
                       "model %s needs %s", ty_dataset_name (ds),
                       (unsigned long long) ty_dataset_version (ds), type,
                       (unsigned long long) index, kind, s_kind_needs (self->opts.kind));
+    if (!ok)
+        return s_err (err, errlen, TY_EINVAL,
+                      "wrong sample type: train sample %llu of dataset %s@%llu holds %s, unlike "
+                      "the samples before it; model %s needs %s", (unsigned long long) index,
+                      ty_dataset_name (ds), (unsigned long long) ty_dataset_version (ds), type,
+                      kind, s_kind_needs (self->opts.kind));
     for (size_t i = 0; i < s->n_features; i++)
         if (!isfinite (s->features [i]))
             return s_err (err, errlen, TY_EINVAL,

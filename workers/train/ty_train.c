@@ -739,11 +739,14 @@ s_validate_ranking (s_run_t *r, double *metric)
         rc = ty_torch_predict (r->model, &b, r->out, r->out_cap);
         if (rc != TY_OK)
             return s_shim_fail (r, rc, "validation");
-        int better = 0;
+        /* Ties rank above the positive, as the evaluate worker counts them
+         * (ty_metrics_rank_of_positive): a confident model saturates the
+         * sigmoid at exactly 1.0f, and a degenerate one (every output
+         * equal) would otherwise rank every positive first. */
+        int above = 0;
         for (int j = 1; j < m; j++)
-            if (r->out [j] > r->out [0])
-                better++;
-        hits += better < TY_TRAIN_HR_K;
+            above += r->out [j] >= r->out [0];
+        hits += above < TY_TRAIN_HR_K;
         ranked++;
     }
     *metric = ranked ? (double) hits / (double) ranked : 0;

@@ -23,7 +23,9 @@
  *
  *  Validation metric (higher is better unless noted): single-label
  *  accuracy "acc", multi-label micro-F1 "f1", regression mean squared error
- *  "mse" (lower), ncf hit rate at 10 among 99 sampled negatives "hr10";
+ *  "mse" (lower), ncf hit rate at 10 among 99 sampled negatives "hr10"
+ *  (negatives tied with the positive rank above it, as in the evaluate
+ *  worker: a model that scores everything alike gets 0, not 1);
  *  without a val split the train loss "loss" (lower).
  *
  *  Errors (err always says which problem): TY_EINVAL bad input (spec,

@@ -6,12 +6,21 @@
  *                  `trainyard evaluate` left beside each version (read from
  *                  the data directory: --data, env TRAINYARD_DATA, else
  *                  <state dir>/data).
+ *    list, show, register, promote, rollback, revert, default, delete,
+ *    history, resolve
+ *                  the model registry (storage/ty_registry.h), opened
+ *                  directly in the same data directory: no broker needed.
+ *                  Changes carry who (--who, else $USER) and why (--why)
+ *                  into the audit log.
  */
 #include "cmd.h"
+#include "ty_registry.h"
 #include "ty_report.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Defined in cmd_evaluate.c (they belong in cmd.h). */
@@ -23,9 +32,29 @@ typedef struct {
 } s_sub_t;
 
 static int s_compare (cmd_ctx_t *ctx, int argc, char **argv);
+static int s_list (cmd_ctx_t *ctx, int argc, char **argv);
+static int s_show (cmd_ctx_t *ctx, int argc, char **argv);
+static int s_register (cmd_ctx_t *ctx, int argc, char **argv);
+static int s_promote (cmd_ctx_t *ctx, int argc, char **argv);
+static int s_rollback (cmd_ctx_t *ctx, int argc, char **argv);
+static int s_revert (cmd_ctx_t *ctx, int argc, char **argv);
+static int s_default (cmd_ctx_t *ctx, int argc, char **argv);
+static int s_delete (cmd_ctx_t *ctx, int argc, char **argv);
+static int s_history (cmd_ctx_t *ctx, int argc, char **argv);
+static int s_resolve (cmd_ctx_t *ctx, int argc, char **argv);
 
 static const s_sub_t s_subs [] = {
-    { "compare", s_compare, "two evaluated versions side by side (metrics.json)" },
+    { "compare",  s_compare,  "two evaluated versions side by side (metrics.json)" },
+    { "list",     s_list,     "registered models: production, canary, default, latest" },
+    { "show",     s_show,     "a model's versions, or one version's lineage, metrics, artifacts" },
+    { "register", s_register, "record a trained version (or refresh its metrics)" },
+    { "promote",  s_promote,  "move a version to staging, canary or production" },
+    { "rollback", s_rollback, "production goes back to the previous production version" },
+    { "revert",   s_revert,   "production goes to the model's default version" },
+    { "default",  s_default,  "name the default version (the revert target)" },
+    { "delete",   s_delete,   "forget a version (not production, not the default)" },
+    { "history",  s_history,  "the audit log: every change, when, who, why" },
+    { "resolve",  s_resolve,  "which version M@production|canary|latest|N|serving means" },
     { NULL, NULL, NULL }
 };
 
@@ -112,6 +141,677 @@ s_compare (cmd_ctx_t *ctx, int argc, char **argv)
     cJSON_Delete (a);
     cJSON_Delete (b);
     return rc == TY_OK ? TY_CMD_EXIT_OK : cmd_error ("%s: not metrics documents", cmd);
+}
+
+/* ---- the registry: shared option parsing ------------------------------------- */
+
+enum {
+    S_OPT_JSON    = 1 << 0,
+    S_OPT_WHO     = 1 << 1,   /* with --why: the change goes to the audit log */
+    S_OPT_FORCE   = 1 << 2,
+    S_OPT_STAGE   = 1 << 3,
+    S_OPT_ROLLOUT = 1 << 4,
+    S_OPT_DEVICE  = 1 << 5,
+};
+
+typedef struct {
+    const char *name;         /* "model promote" */
+    const char *synopsis;     /* after "Usage: trainyard model " */
+    const char *about;        /* paragraph(s), each line ending in \n */
+    unsigned    allowed;      /* S_OPT_* beyond --data and --help */
+    int         nargs;        /* positional arguments */
+} s_reg_cmd_t;
+
+typedef struct {
+    const char *data_flag, *who, *why, *stage, *device;
+    int         json, force, has_rollout;
+    long        rollout;
+} s_reg_opts_t;
+
+static void
+s_reg_usage (FILE *out, const s_reg_cmd_t *c)
+{
+    fprintf (out, "Usage: trainyard model %s\n\n%s\n", c->synopsis, c->about);
+    fprintf (out, "  --data DIR      data directory (env TRAINYARD_DATA, else <state dir>/data)\n");
+    if (c->allowed & S_OPT_STAGE)
+        fprintf (out, "  --stage S       production, canary, staging, none or archived\n");
+    if (c->allowed & S_OPT_ROLLOUT)
+        fprintf (out, "  --rollout PCT   canary: the share of devices that get it, 0-%d (default 10)\n",
+                 TY_REGISTRY_ROLLOUT_MAX);
+    if (c->allowed & S_OPT_FORCE)
+        fprintf (out, "  --force         promote even though the version failed its quality gate\n");
+    if (c->allowed & S_OPT_DEVICE)
+        fprintf (out, "  --device ID     the device asking (for M@serving)\n");
+    if (c->allowed & S_OPT_WHO)
+        fprintf (out, "  --who NAME      who makes the change (default $USER)\n"
+                      "  --why TEXT      why, for the audit log\n");
+    if (c->allowed & S_OPT_JSON)
+        fprintf (out, "  --json          machine-readable output (the registry records)\n");
+    fprintf (out, "  -h, --help      this help\n");
+}
+
+/* Parses argv into o. Returns -1 to go on (argv [optind] is the first
+ * positional), else the exit code (help or a usage error). */
+static int
+s_reg_parse (cmd_ctx_t *ctx, const s_reg_cmd_t *c, int argc, char **argv, s_reg_opts_t *o)
+{
+    enum { OPT_DATA = 256, OPT_JSON, OPT_WHO, OPT_WHY, OPT_FORCE, OPT_STAGE, OPT_ROLLOUT,
+           OPT_DEVICE };
+    static const struct option opts [] = {
+        { "data",    required_argument, NULL, OPT_DATA },
+        { "json",    no_argument,       NULL, OPT_JSON },
+        { "who",     required_argument, NULL, OPT_WHO },
+        { "why",     required_argument, NULL, OPT_WHY },
+        { "force",   no_argument,       NULL, OPT_FORCE },
+        { "stage",   required_argument, NULL, OPT_STAGE },
+        { "rollout", required_argument, NULL, OPT_ROLLOUT },
+        { "device",  required_argument, NULL, OPT_DEVICE },
+        { "help",    no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    memset (o, 0, sizeof *o);
+    o->json = ctx->json && (c->allowed & S_OPT_JSON);
+    int ch;
+    while ((ch = getopt_long (argc, argv, ":h", opts, NULL)) != -1) {
+        unsigned need = ch == OPT_JSON ? S_OPT_JSON
+                      : ch == OPT_WHO || ch == OPT_WHY ? S_OPT_WHO
+                      : ch == OPT_FORCE ? S_OPT_FORCE
+                      : ch == OPT_STAGE ? S_OPT_STAGE
+                      : ch == OPT_ROLLOUT ? S_OPT_ROLLOUT
+                      : ch == OPT_DEVICE ? S_OPT_DEVICE : 0;
+        if (need && !(c->allowed & need))
+            return cmd_usage_error (c->name, "option '%s' does not apply here", argv [optind - 1]);
+        switch (ch) {
+        case OPT_DATA:   o->data_flag = optarg; break;
+        case OPT_JSON:   o->json = 1; break;
+        case OPT_WHO:    o->who = optarg; break;
+        case OPT_WHY:    o->why = optarg; break;
+        case OPT_FORCE:  o->force = 1; break;
+        case OPT_STAGE:  o->stage = optarg; break;
+        case OPT_DEVICE: o->device = optarg; break;
+        case OPT_ROLLOUT:
+            if (cmd_parse_long (optarg, 0, TY_REGISTRY_ROLLOUT_MAX, &o->rollout))
+                return cmd_usage_error (c->name, "--rollout takes a percentage 0-%d, not '%s'",
+                                        TY_REGISTRY_ROLLOUT_MAX, optarg);
+            o->has_rollout = 1;
+            break;
+        case 'h':
+            s_reg_usage (stdout, c);
+            return TY_CMD_EXIT_OK;
+        default:
+            return cmd_getopt_error (c->name, ch, argv);
+        }
+    }
+    if (argc - optind != c->nargs)
+        return cmd_usage_error (c->name, "expected %d argument%s: %s", c->nargs,
+                                c->nargs == 1 ? "" : "s", c->synopsis);
+    return -1;
+}
+
+/* The registry in the data directory, or NULL after printing why. */
+static ty_registry_t *
+s_reg_open (const s_reg_opts_t *o, char *data, size_t len)
+{
+    if (cmd_data_dir (o->data_flag, data, len))
+        return NULL;
+    ty_registry_t *reg = NULL;
+    int rc = ty_registry_open (data, &reg);
+    if (rc != TY_OK) {
+        cmd_error ("model registry in %s: %s", data, ty_strerror (rc));
+        return NULL;
+    }
+    return reg;
+}
+
+static ty_registry_actor_t
+s_reg_actor (const s_reg_opts_t *o)
+{
+    const char *who = o->who;
+    if (!who || !*who)
+        who = getenv ("USER");
+    if (!who || !*who)
+        who = getenv ("LOGNAME");
+    ty_registry_actor_t by = { who && *who ? who : "unknown", o->why ? o->why : "", o->force };
+    return by;
+}
+
+/* Prints the registry's reason (or the code's) and returns the exit code. */
+static int
+s_reg_fail (ty_registry_t *reg, int rc, const char *what)
+{
+    const char *why = ty_registry_errstr (reg);
+    return cmd_error ("%s: %s", what, why && *why ? why : ty_strerror (rc));
+}
+
+/* "M@N" or any spec ty_registry_resolve takes ("M@canary", "M@latest")
+ * -> name and version of a registered version. */
+static int
+s_reg_version (ty_registry_t *reg, const char *spec, char *name, uint64_t *version)
+{
+    int rc = ty_registry_resolve (reg, spec, NULL, name, version, NULL);
+    return rc == TY_OK ? 0 : s_reg_fail (reg, rc, spec);
+}
+
+static char *
+s_ms_text (double ms, char *buf, size_t len)
+{
+    cmd_format_time (ms > 0 ? (uint64_t) ms : 0, buf, len);
+    return buf;
+}
+
+static double
+s_num (const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive (o, key);
+    return cJSON_IsNumber (v) ? v->valuedouble : 0;
+}
+
+static const char *
+s_txt (const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive (o, key);
+    return cJSON_IsString (v) ? v->valuestring : "";
+}
+
+/* "-" for version 0 (none), else the number. */
+static const char *
+s_ver (double v, char *buf, size_t len)
+{
+    if (v < 1)
+        snprintf (buf, len, "-");
+    else
+        snprintf (buf, len, "%.0f", v);
+    return buf;
+}
+
+/* ---- list ----------------------------------------------------------------------- */
+
+static int
+s_list (cmd_ctx_t *ctx, int argc, char **argv)
+{
+    static const s_reg_cmd_t c = {
+        "model list", "list [OPTIONS]",
+        "Every registered model: its production and canary versions (with the\n"
+        "canary's share of devices), default and latest version.\n",
+        S_OPT_JSON, 0 };
+    s_reg_opts_t o;
+    int rc = s_reg_parse (ctx, &c, argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    char data [PATH_MAX];
+    ty_registry_t *reg = s_reg_open (&o, data, sizeof data);
+    if (!reg)
+        return TY_CMD_EXIT_ERROR;
+    cJSON *list = NULL;
+    rc = ty_registry_models_json (reg, &list);
+    if (rc != TY_OK) {
+        rc = s_reg_fail (reg, rc, c.name);
+        ty_registry_destroy (&reg);
+        return rc;
+    }
+    ty_registry_destroy (&reg);
+    if (o.json)
+        return cmd_json_print (list);
+    printf ("%-24s %-10s %-14s %-8s %-7s %s\n", "MODEL", "PRODUCTION", "CANARY", "DEFAULT",
+            "LATEST", "VERSIONS");
+    const cJSON *m;
+    cJSON_ArrayForEach (m, list) {
+        char p [24], cv [24], canary [40], d [24], l [24];
+        s_ver (s_num (m, "canary"), cv, sizeof cv);
+        if (s_num (m, "canary") >= 1)
+            snprintf (canary, sizeof canary, "%s (%.0f%%)", cv, s_num (m, "rollout"));
+        else
+            snprintf (canary, sizeof canary, "-");
+        printf ("%-24s %-10s %-14s %-8s %-7s %.0f\n", s_txt (m, "name"),
+                s_ver (s_num (m, "production"), p, sizeof p), canary,
+                s_ver (s_num (m, "default"), d, sizeof d), s_ver (s_num (m, "latest"), l, sizeof l),
+                s_num (m, "versions"));
+    }
+    if (cJSON_GetArraySize (list) == 0)
+        printf ("(no registered models: trainyard model register NAME@VERSION)\n");
+    cJSON_Delete (list);
+    return TY_CMD_EXIT_OK;
+}
+
+/* ---- show ----------------------------------------------------------------------- */
+
+static void
+s_show_version (const cJSON *v)
+{
+    char t [64];
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive (v, "metrics");
+    const cJSON *lin = cJSON_GetObjectItemCaseSensitive (v, "lineage");
+    const cJSON *ds = cJSON_GetObjectItemCaseSensitive (lin, "dataset");
+    printf ("%s@%.0f\n", s_txt (v, "name"), s_num (v, "version"));
+    printf ("  stage         %s", s_txt (v, "stage"));
+    if (!strcmp (s_txt (v, "stage"), "canary"))
+        printf (" (%.0f%% of devices)", s_num (v, "rollout"));
+    printf ("  since %s\n", s_ms_text (s_num (v, "stage_changed_ms"), t, sizeof t));
+    printf ("  registered    %s\n", s_ms_text (s_num (v, "registered_ms"), t, sizeof t));
+    printf ("  kind          %s\n", s_txt (v, "kind"));
+    printf ("  code version  %s\n", s_txt (v, "code_version"));
+    printf ("  directory     %s\n", s_txt (v, "dir"));
+    if (cJSON_IsObject (lin)) {
+        printf ("  dataset       %s@%.0f  %s\n", s_txt (ds, "name"), s_num (ds, "version"),
+                s_txt (ds, "content_hash"));
+        printf ("  trained by    job %s (attempt %.0f)\n", s_txt (lin, "job_id"),
+                s_num (lin, "attempt"));
+        const cJSON *p;
+        printf ("  parameters   ");
+        cJSON_ArrayForEach (p, cJSON_GetObjectItemCaseSensitive (lin, "params"))
+            if (cJSON_IsString (p))
+                printf (" %s=%s", p->string, p->valuestring);
+        printf ("\n");
+    }
+    else
+        printf ("  lineage       (no lineage.json)\n");
+    printf ("  gate          %s\n", s_txt (m, "gate"));
+    if (cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (m, "evaluated"))) {
+        printf ("  evaluation    %s  (job %s, %s)\n", s_txt (m, "summary"), s_txt (m, "job_id"),
+                s_txt (m, "dataset"));
+        const cJSON *n;
+        printf ("  metrics      ");
+        cJSON_ArrayForEach (n, cJSON_GetObjectItemCaseSensitive (m, "headline"))
+            printf (" %s=%.4g", n->string, n->valuedouble);
+        printf ("\n");
+    }
+    printf ("  artifacts\n");
+    const cJSON *a;
+    cJSON_ArrayForEach (a, cJSON_GetObjectItemCaseSensitive (v, "artifacts"))
+        printf ("    %-20s %12.0f  sha256:%s\n", s_txt (a, "file"), s_num (a, "bytes"),
+                s_txt (a, "sha256"));
+}
+
+static void
+s_show_model (const cJSON *doc)
+{
+    char p [24], cv [24], d [24], t [64];
+    printf ("%s: production %s, canary %s", s_txt (doc, "name"),
+            s_ver (s_num (doc, "production"), p, sizeof p),
+            s_ver (s_num (doc, "canary"), cv, sizeof cv));
+    if (s_num (doc, "canary") >= 1)
+        printf (" (%.0f%% of devices)", s_num (doc, "rollout"));
+    printf (", default %s\n", s_ver (s_num (doc, "default"), d, sizeof d));
+    const cJSON *prev = cJSON_GetObjectItemCaseSensitive (doc, "previous"), *x;
+    if (cJSON_GetArraySize (prev) > 0) {
+        printf ("rollback goes to:");
+        for (int i = cJSON_GetArraySize (prev) - 1; i >= 0; i--)
+            if ((x = cJSON_GetArrayItem (prev, i)))
+                printf (" %.0f", x->valuedouble);
+        printf ("\n");
+    }
+    printf ("\n%-8s %-11s %-12s %-29s %s\n", "VERSION", "STAGE", "GATE", "REGISTERED", "EVALUATION");
+    cJSON_ArrayForEach (x, cJSON_GetObjectItemCaseSensitive (doc, "versions")) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive (x, "metrics");
+        char stage [32];
+        if (!strcmp (s_txt (x, "stage"), "canary"))
+            snprintf (stage, sizeof stage, "canary %.0f%%", s_num (x, "rollout"));
+        else
+            snprintf (stage, sizeof stage, "%s", s_txt (x, "stage"));
+        printf ("%-8.0f %-11s %-12s %-29s %s\n", s_num (x, "version"), stage, s_txt (m, "gate"),
+                s_ms_text (s_num (x, "registered_ms"), t, sizeof t), s_txt (m, "summary"));
+    }
+}
+
+static int
+s_show (cmd_ctx_t *ctx, int argc, char **argv)
+{
+    static const s_reg_cmd_t c = {
+        "model show", "show NAME[@VERSION] [OPTIONS]",
+        "NAME: the model's stages and every registered version. NAME@VERSION (a\n"
+        "number, production, canary, default or latest): that version's stage,\n"
+        "lineage (dataset, job, parameters, code version), evaluation and gate\n"
+        "verdict, and artifacts with their sha256.\n",
+        S_OPT_JSON, 1 };
+    s_reg_opts_t o;
+    int rc = s_reg_parse (ctx, &c, argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    const char *spec = argv [optind];
+    char data [PATH_MAX];
+    ty_registry_t *reg = s_reg_open (&o, data, sizeof data);
+    if (!reg)
+        return TY_CMD_EXIT_ERROR;
+    cJSON *doc = NULL;
+    char name [TY_REGISTRY_NAME_MAX + 1];
+    uint64_t version = 0;
+    if (!strchr (spec, '@'))
+        rc = ty_registry_model_json (reg, spec, &doc);
+    else if ((rc = ty_registry_resolve (reg, spec, NULL, name, &version, NULL)) == TY_OK)
+        rc = ty_registry_version_json (reg, name, version, &doc);
+    if (rc != TY_OK) {
+        rc = s_reg_fail (reg, rc, spec);
+        ty_registry_destroy (&reg);
+        return rc;
+    }
+    ty_registry_destroy (&reg);
+    if (o.json)
+        return cmd_json_print (doc);
+    if (strchr (spec, '@'))
+        s_show_version (doc);
+    else
+        s_show_model (doc);
+    cJSON_Delete (doc);
+    return TY_CMD_EXIT_OK;
+}
+
+/* ---- register ---------------------------------------------------------------- */
+
+/* Registers (or refreshes) the on-disk version spec names ("M" = the
+ * newest directory, "M@N"), printing what happened unless quiet. TY_OK
+ * or a status (printed). */
+static int
+s_register_spec (ty_registry_t *reg, const char *data, const char *spec,
+                 const ty_registry_actor_t *by, int quiet, char *name, uint64_t *version)
+{
+    const char *why = "";
+    char dir [PATH_MAX];
+    int rc = ty_report_model_spec_parse (spec, name, version, &why);
+    if (rc == TY_OK)
+        rc = ty_report_model_dir (data, spec, dir, sizeof dir, version, &why);
+    if (rc != TY_OK) {
+        cmd_error ("%s: %s (data directory %s)", spec, *why ? why : ty_strerror (rc), data);
+        return rc;
+    }
+    int created = 0;
+    rc = ty_registry_register (reg, name, *version, by, &created);
+    if (rc != TY_OK) {
+        s_reg_fail (reg, rc, spec);
+        return rc;
+    }
+    if (!quiet)
+        printf ("%s@%" PRIu64 " %s\n", name, *version, created ? "registered" : "up to date");
+    return TY_OK;
+}
+
+static int
+s_register (cmd_ctx_t *ctx, int argc, char **argv)
+{
+    static const s_reg_cmd_t c = {
+        "model register", "register NAME[@VERSION] [OPTIONS]",
+        "Records a trained version (NAME alone: the newest) in the registry at\n"
+        "stage none: lineage, the evaluation and gate verdict from metrics.json,\n"
+        "every file with its sha256. Run again after `trainyard evaluate` to\n"
+        "refresh the metrics (promote does this by itself).\n",
+        S_OPT_WHO, 1 };
+    s_reg_opts_t o;
+    int rc = s_reg_parse (ctx, &c, argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    char data [PATH_MAX], name [TY_REGISTRY_NAME_MAX + 1];
+    ty_registry_t *reg = s_reg_open (&o, data, sizeof data);
+    if (!reg)
+        return TY_CMD_EXIT_ERROR;
+    ty_registry_actor_t by = s_reg_actor (&o);
+    uint64_t version = 0;
+    rc = s_register_spec (reg, data, argv [optind], &by, 0, name, &version);
+    ty_registry_destroy (&reg);
+    return rc == TY_OK ? TY_CMD_EXIT_OK : TY_CMD_EXIT_ERROR;
+}
+
+/* ---- promote ------------------------------------------------------------------- */
+
+static int
+s_promote (cmd_ctx_t *ctx, int argc, char **argv)
+{
+    static const s_reg_cmd_t c = {
+        "model promote", "promote NAME@VERSION --stage STAGE [OPTIONS]",
+        "Moves a version to a stage. production: the current production version\n"
+        "is archived and remembered for `model rollback`. canary: --rollout\n"
+        "percent of devices get it (M@serving), the rest production. A version\n"
+        "whose quality gate failed is refused unless --force. The version is\n"
+        "registered (or its metrics refreshed) first, so the gate verdict is the\n"
+        "latest evaluation's.\n",
+        S_OPT_WHO | S_OPT_FORCE | S_OPT_STAGE | S_OPT_ROLLOUT, 1 };
+    /* the canary share when --rollout is not given: a small first step */
+    static const long default_rollout_pct = 10;
+    s_reg_opts_t o;
+    int rc = s_reg_parse (ctx, &c, argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    ty_stage_t stage;
+    if (!o.stage)
+        return cmd_usage_error (c.name, "--stage is required (production, canary, staging, ...)");
+    if (ty_registry_stage_parse (o.stage, &stage) != TY_OK)
+        return cmd_usage_error (c.name, "unknown stage '%s'", o.stage);
+    if (o.has_rollout && stage != TY_STAGE_CANARY)
+        return cmd_usage_error (c.name, "--rollout applies to --stage canary only");
+    const char *spec = argv [optind];
+    char data [PATH_MAX], name [TY_REGISTRY_NAME_MAX + 1];
+    ty_registry_t *reg = s_reg_open (&o, data, sizeof data);
+    if (!reg)
+        return TY_CMD_EXIT_ERROR;
+    ty_registry_actor_t by = s_reg_actor (&o);
+    uint64_t version = 0;
+    const char *at = strchr (spec, '@');
+    if (!at || (at [1] >= '0' && at [1] <= '9'))
+        rc = s_register_spec (reg, data, spec, &by, 1, name, &version);
+    else   /* M@canary, M@latest, ...: already registered */
+        rc = s_reg_version (reg, spec, name, &version) ? TY_EINVAL : TY_OK;
+    if (rc == TY_OK) {
+        rc = ty_registry_promote (reg, name, version, stage,
+                                  (int) (o.has_rollout ? o.rollout : default_rollout_pct), &by);
+        if (rc != TY_OK)
+            s_reg_fail (reg, rc, c.name);
+        else if (stage == TY_STAGE_CANARY)
+            printf ("%s@%" PRIu64 " is canary for %ld%% of devices\n", name, version,
+                    o.has_rollout ? o.rollout : default_rollout_pct);
+        else
+            printf ("%s@%" PRIu64 " is %s\n", name, version, ty_registry_stage_name (stage));
+    }
+    ty_registry_destroy (&reg);
+    return rc == TY_OK ? TY_CMD_EXIT_OK : TY_CMD_EXIT_ERROR;
+}
+
+/* ---- rollback, revert, default, delete ---------------------------------------------- */
+
+static int
+s_rollback (cmd_ctx_t *ctx, int argc, char **argv)
+{
+    static const s_reg_cmd_t c = {
+        "model rollback", "rollback NAME [OPTIONS]",
+        "Production goes back to the previous production version; the current\n"
+        "one is archived. Repeat to go further back.\n",
+        S_OPT_WHO, 1 };
+    s_reg_opts_t o;
+    int rc = s_reg_parse (ctx, &c, argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    char data [PATH_MAX];
+    ty_registry_t *reg = s_reg_open (&o, data, sizeof data);
+    if (!reg)
+        return TY_CMD_EXIT_ERROR;
+    ty_registry_actor_t by = s_reg_actor (&o);
+    uint64_t now = 0;
+    rc = ty_registry_rollback (reg, argv [optind], &by, &now);
+    if (rc == TY_OK)
+        printf ("%s@%" PRIu64 " is production\n", argv [optind], now);
+    else
+        s_reg_fail (reg, rc, c.name);
+    ty_registry_destroy (&reg);
+    return rc == TY_OK ? TY_CMD_EXIT_OK : TY_CMD_EXIT_ERROR;
+}
+
+static int
+s_revert (cmd_ctx_t *ctx, int argc, char **argv)
+{
+    static const s_reg_cmd_t c = {
+        "model revert", "revert NAME [OPTIONS]",
+        "Production goes to the model's default version (`model default`), as a\n"
+        "promote would: `model rollback` undoes it.\n",
+        S_OPT_WHO | S_OPT_FORCE, 1 };
+    s_reg_opts_t o;
+    int rc = s_reg_parse (ctx, &c, argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    char data [PATH_MAX];
+    ty_registry_t *reg = s_reg_open (&o, data, sizeof data);
+    if (!reg)
+        return TY_CMD_EXIT_ERROR;
+    ty_registry_actor_t by = s_reg_actor (&o);
+    uint64_t version = 0;
+    char spec [TY_REGISTRY_NAME_MAX + 16];
+    snprintf (spec, sizeof spec, "%s@production", argv [optind]);
+    if ((rc = ty_registry_revert (reg, argv [optind], &by)) == TY_OK)
+        rc = ty_registry_resolve (reg, spec, NULL, NULL, &version, NULL);
+    if (rc == TY_OK)
+        printf ("%s@%" PRIu64 " (the default) is production\n", argv [optind], version);
+    else
+        s_reg_fail (reg, rc, c.name);
+    ty_registry_destroy (&reg);
+    return rc == TY_OK ? TY_CMD_EXIT_OK : TY_CMD_EXIT_ERROR;
+}
+
+static int
+s_default (cmd_ctx_t *ctx, int argc, char **argv)
+{
+    static const s_reg_cmd_t c = {
+        "model default", "default NAME@VERSION [OPTIONS]",
+        "Names the version `model revert` goes back to: a known-good one.\n",
+        S_OPT_WHO, 1 };
+    s_reg_opts_t o;
+    int rc = s_reg_parse (ctx, &c, argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    char data [PATH_MAX], name [TY_REGISTRY_NAME_MAX + 1];
+    ty_registry_t *reg = s_reg_open (&o, data, sizeof data);
+    if (!reg)
+        return TY_CMD_EXIT_ERROR;
+    ty_registry_actor_t by = s_reg_actor (&o);
+    uint64_t version = 0;
+    rc = s_reg_version (reg, argv [optind], name, &version) ? TY_EINVAL : TY_OK;
+    if (rc == TY_OK) {
+        if ((rc = ty_registry_set_default (reg, name, version, &by)) == TY_OK)
+            printf ("%s@%" PRIu64 " is the default\n", name, version);
+        else
+            s_reg_fail (reg, rc, c.name);
+    }
+    ty_registry_destroy (&reg);
+    return rc == TY_OK ? TY_CMD_EXIT_OK : TY_CMD_EXIT_ERROR;
+}
+
+static int
+s_delete (cmd_ctx_t *ctx, int argc, char **argv)
+{
+    static const s_reg_cmd_t c = {
+        "model delete", "delete NAME@VERSION [OPTIONS]",
+        "Forgets a version in the registry (its directory under models/ stays).\n"
+        "Refused for the production version and the default one.\n",
+        S_OPT_WHO, 1 };
+    s_reg_opts_t o;
+    int rc = s_reg_parse (ctx, &c, argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    const char *at = strchr (argv [optind], '@');
+    if (!at || at [1] < '0' || at [1] > '9')
+        return cmd_usage_error (c.name, "give a version number, e.g. spam@3");
+    char data [PATH_MAX], name [TY_REGISTRY_NAME_MAX + 1];
+    ty_registry_t *reg = s_reg_open (&o, data, sizeof data);
+    if (!reg)
+        return TY_CMD_EXIT_ERROR;
+    ty_registry_actor_t by = s_reg_actor (&o);
+    uint64_t version = 0;
+    rc = s_reg_version (reg, argv [optind], name, &version) ? TY_EINVAL : TY_OK;
+    if (rc == TY_OK) {
+        if ((rc = ty_registry_delete (reg, name, version, &by)) == TY_OK)
+            printf ("%s@%" PRIu64 " deleted from the registry\n", name, version);
+        else
+            s_reg_fail (reg, rc, c.name);
+    }
+    ty_registry_destroy (&reg);
+    return rc == TY_OK ? TY_CMD_EXIT_OK : TY_CMD_EXIT_ERROR;
+}
+
+/* ---- history, resolve ----------------------------------------------------------- */
+
+static int
+s_history (cmd_ctx_t *ctx, int argc, char **argv)
+{
+    static const s_reg_cmd_t c = {
+        "model history", "history NAME [OPTIONS]",
+        "The audit log of a model, oldest first: when, what (register, promote,\n"
+        "rollback, revert, default, delete), the stage change, who and why, and\n"
+        "production / canary after the change. Entries are never rewritten.\n",
+        S_OPT_JSON, 1 };
+    s_reg_opts_t o;
+    int rc = s_reg_parse (ctx, &c, argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    char data [PATH_MAX];
+    ty_registry_t *reg = s_reg_open (&o, data, sizeof data);
+    if (!reg)
+        return TY_CMD_EXIT_ERROR;
+    cJSON *h = NULL;
+    if ((rc = ty_registry_history_json (reg, argv [optind], &h)) != TY_OK) {
+        rc = s_reg_fail (reg, rc, c.name);
+        ty_registry_destroy (&reg);
+        return rc;
+    }
+    ty_registry_destroy (&reg);
+    if (o.json)
+        return cmd_json_print (h);
+    const cJSON *e;
+    cJSON_ArrayForEach (e, h) {
+        char t [64], p [24], cv [24], change [64] = "";
+        if (*s_txt (e, "to"))
+            snprintf (change, sizeof change, "%s -> %s", s_txt (e, "from"), s_txt (e, "to"));
+        printf ("%-29s %-11s @%-5.0f %-24s by %s%s", s_ms_text (s_num (e, "time_ms"), t, sizeof t),
+                s_txt (e, "action"), s_num (e, "version"), change, s_txt (e, "who"),
+                cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (e, "forced")) ? " (FORCED past a failed gate)" : "");
+        printf ("  [production %s, canary %s", s_ver (s_num (e, "production"), p, sizeof p),
+                s_ver (s_num (e, "canary"), cv, sizeof cv));
+        if (s_num (e, "canary") >= 1)
+            printf (" %.0f%%", s_num (e, "rollout"));
+        printf ("]");
+        if (*s_txt (e, "why"))
+            printf ("  \"%s\"", s_txt (e, "why"));
+        printf ("\n");
+    }
+    if (cJSON_GetArraySize (h) == 0)
+        printf ("(no changes recorded for %s)\n", argv [optind]);
+    cJSON_Delete (h);
+    return TY_CMD_EXIT_OK;
+}
+
+static int
+s_resolve (cmd_ctx_t *ctx, int argc, char **argv)
+{
+    static const s_reg_cmd_t c = {
+        "model resolve", "resolve NAME@WHICH [--device ID] [OPTIONS]",
+        "Which version a spec means: NAME@production, @canary, @default, @latest,\n"
+        "@N, or @serving with --device ID (the canary for the canary's share of\n"
+        "devices, picked by a stable hash of the id; production for the rest).\n",
+        S_OPT_JSON | S_OPT_DEVICE, 1 };
+    s_reg_opts_t o;
+    int rc = s_reg_parse (ctx, &c, argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    char data [PATH_MAX], name [TY_REGISTRY_NAME_MAX + 1];
+    ty_registry_t *reg = s_reg_open (&o, data, sizeof data);
+    if (!reg)
+        return TY_CMD_EXIT_ERROR;
+    uint64_t version = 0;
+    ty_stage_t stage = TY_STAGE_NONE;
+    rc = ty_registry_resolve (reg, argv [optind], o.device, name, &version, &stage);
+    if (rc != TY_OK) {
+        rc = s_reg_fail (reg, rc, argv [optind]);
+        ty_registry_destroy (&reg);
+        return rc;
+    }
+    ty_registry_destroy (&reg);
+    if (o.json) {
+        cJSON *j = cJSON_CreateObject ();
+        if (j && (!cJSON_AddStringToObject (j, "name", name)
+                  || !cJSON_AddNumberToObject (j, "version", (double) version)
+                  || !cJSON_AddStringToObject (j, "stage", ty_registry_stage_name (stage))
+                  || (o.device && !cJSON_AddStringToObject (j, "device", o.device)))) {
+            cJSON_Delete (j);
+            j = NULL;
+        }
+        return cmd_json_print (j);
+    }
+    printf ("%s@%" PRIu64 " (%s)\n", name, version, ty_registry_stage_name (stage));
+    return TY_CMD_EXIT_OK;
 }
 
 /* ---- dispatch ------------------------------------------------------------------- */

@@ -1609,3 +1609,21 @@ ty_registry_history_json (ty_registry_t *self, const char *name, cJSON **out)
     *out = arr;
     return TY_OK;
 }
+
+int
+ty_registry_record (const char *data_dir, const char *name, uint64_t version,
+                    const char *job_id, const char *why, char *why_out, size_t why_len)
+{
+    ty_registry_t *reg = NULL;
+    char who [64];
+    snprintf (who, sizeof who, "job %s", job_id ? job_id : "?");
+    ty_registry_actor_t by = { .who = who, .why = why, .force = 0 };
+    int rc = ty_registry_open (data_dir, &reg);
+    if (rc == TY_OK)
+        rc = ty_registry_register (reg, name, version, &by, NULL);
+    if (rc != TY_OK && why_out)
+        snprintf (why_out, why_len, "%s", reg && *ty_registry_errstr (reg)
+                  ? ty_registry_errstr (reg) : ty_strerror (rc));
+    ty_registry_destroy (&reg);
+    return rc;
+}

@@ -123,6 +123,13 @@ const char *ty_registry_errstr (const ty_registry_t *self);
 int ty_registry_register (ty_registry_t *self, const char *name, uint64_t version,
                           const ty_registry_actor_t *by, int *created);
 
+/* For workers: opens the registry of data_dir, registers (or refreshes)
+ * name@version with who = "job <job_id>", closes it. TY_OK or the error,
+ * with its words in why_out. A worker logs a failure but does not fail its
+ * job for it: the version directory is complete either way. */
+int ty_registry_record (const char *data_dir, const char *name, uint64_t version,
+                        const char *job_id, const char *why, char *why_out, size_t why_len);
+
 /* Moves a registered version to stage. production: the old production
  * version becomes archived and is remembered for rollback; the version
  * stops being canary if it was. canary: rollout percent (0..100) of

@@ -35,7 +35,7 @@ target_include_directories (ty_evaluate PUBLIC workers/evaluate)
 target_link_libraries (ty_evaluate PUBLIC ty_report ty_metrics ty_train PkgConfig::CJSON m)
 
 add_executable (trainyard-evaluate workers/evaluate/main.c)
-target_link_libraries (trainyard-evaluate PRIVATE ty_evaluate ty_runtime)
+target_link_libraries (trainyard-evaluate PRIVATE ty_evaluate ty_runtime ty_registry)
 set_target_properties (trainyard-evaluate PROPERTIES LINKER_LANGUAGE CXX)
 install (TARGETS trainyard-evaluate RUNTIME DESTINATION bin)
 

@@ -6,6 +6,7 @@
  *  problem, and the same worker goes on to train the next job. */
 #include "test_train_it.h"
 #include "test_train_data.h"
+#include "ty_registry.h"
 
 #include <sys/wait.h>
 
@@ -70,7 +71,17 @@ test_train_learns_and_reports (void **state)
             with_val += !strcmp (fields->element [k]->str, "val_acc");
     }
     freeReplyObject (r);
-    assert_true (with_val >= 1);
+    /* every epoch's end reaches the stream (a phase change beats the rate limit) */
+    assert_true (with_val >= 4);
+
+    /* the new version is in the registry from its birth, stage none */
+    ty_registry_t *reg = NULL;
+    assert_int_equal (ty_registry_open (data, &reg), TY_OK);
+    ty_stage_t stage = TY_STAGE_PRODUCTION;
+    int rollout = -1;
+    assert_int_equal (ty_registry_version_stage (reg, "newsclf", 1, &stage, &rollout), TY_OK);
+    assert_int_equal (stage, TY_STAGE_NONE);
+    ty_registry_destroy (&reg);
     ty_testenv_passed (env);
 }
 

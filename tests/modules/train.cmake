@@ -32,7 +32,7 @@ set_tests_properties (slow_train_no_leak PROPERTIES LABELS slow TIMEOUT 300)
 
 foreach (t train train_resume)
     add_executable (test_${t} integration/test_${t}.c)
-    target_link_libraries (test_${t} PRIVATE ty_testenv trainyard_client ty_train
+    target_link_libraries (test_${t} PRIVATE ty_testenv trainyard_client ty_train ty_registry
                            PkgConfig::HIREDIS PkgConfig::CMOCKA Threads::Threads)
     set_target_properties (test_${t} PROPERTIES LINKER_LANGUAGE CXX)
     target_compile_definitions (test_${t} PRIVATE TY_TRAIN_BIN="$<TARGET_FILE:trainyard-train>"

@@ -5,6 +5,7 @@
 #include "ty_error.h"
 #include "ty_evaluate.h"
 #include "ty_log.h"
+#include "ty_registry.h"
 #include "ty_report.h"
 #include "ty_runtime.h"
 #include "ty_worker_main.h"
@@ -141,6 +142,14 @@ s_evaluate (ty_job_t *job, void *arg)
     if (rc != TY_OK)
         return ty_job_fail (job, "%s", err [0] ? err : ty_strerror (rc));
     s_outputs (job, doc, path);
+    /* the registry keeps the new metrics and gate verdict with the version */
+    const char *mname = ty_report_string (doc, "model.name");
+    double mversion = ty_report_number (doc, "model.version");
+    char why [256];
+    if (mname && mversion >= 1
+    &&  ty_registry_record (ctx->data_dir, mname, (uint64_t) mversion, ty_job_id (job),
+                            "evaluated", why, sizeof why) != TY_OK)
+        ty_job_log (job, "registry: %s", why);
     if (ctx->exec_log_fd >= 0) {
         /* one write with O_APPEND: lines from many workers never interleave */
         char line [64];

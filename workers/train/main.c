@@ -5,6 +5,7 @@
 #include "ty_error.h"
 #include "ty_log.h"
 #include "ty_runtime.h"
+#include "ty_registry.h"
 #include "ty_train.h"
 #include "ty_worker_main.h"
 
@@ -94,6 +95,13 @@ s_train (ty_job_t *job, void *arg)
     ty_job_output (job, "weights_digest", buf);
     snprintf (buf, sizeof buf, "%lld", (long long) res.param_count);
     ty_job_output (job, "parameters", buf);
+    /* Every version is in the registry (stage none) from its birth, so
+       promote, history and serving resolution know it. */
+    char why [256];
+    if (ty_registry_record (ctx->data_dir, cfg.name, res.version, ty_job_id (job),
+                            "trained", why, sizeof why) != TY_OK)
+        ty_job_log (job, "registry: %s (`trainyard model register %s` adds it later)",
+                    why, res.model);
     char key [32];
     snprintf (key, sizeof key, "best_val_%s", res.metric);
     ty_job_metric (job, key, res.best_metric);

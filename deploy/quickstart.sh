@@ -6,6 +6,7 @@
 #   2. import examples/data/fortunes-5.tsv as a dataset (validated, split);
 #   3. train a fastText-style text classifier on it (libtorch);
 #   4. evaluate it on the test split with a quality gate and print the report;
+#   5. promote it in the model registry (refused if the gate failed);
 # then shows the cluster's view and stops it. State lives in ./.trainyard-demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,12 @@ echo "== 3. train a text classifier (fastText-style, libtorch)"
 
 echo "== 4. evaluate it with a quality gate"
 "$ty" evaluate --model fortunes --gate examples/fortunes-gate.yaml
+
+echo "== 5. the model registry: promote the version (refused if its gate failed)"
+ver=$("$ty" model list --json | sed -n 's/.*"latest":[ ]*\([0-9][0-9]*\).*/\1/p' | head -1)
+"$ty" model promote "fortunes@${ver:-1}" --stage production --who quickstart --why "gate passed" \
+    || echo "(not promoted: see the gate above)"
+"$ty" model history fortunes
 
 echo "== the cluster's view"
 "$ty" list --limit 8

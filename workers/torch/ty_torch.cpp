@@ -1222,6 +1222,27 @@ ty_torch_weights_digest (const ty_torch_model_t *m)
 }
 
 int
+ty_torch_export_tensors (ty_torch_model_t *m, ty_torch_tensor_fn *fn, void *arg)
+{
+    if (!m || !fn)
+        return TY_EINVAL;
+    int status = TY_OK;
+    int rc = s_guard (m->errstr, sizeof m->errstr, [&] {
+        torch::NoGradGuard ng;
+        for (const auto &item : m->net->named_parameters ()) {
+            torch::Tensor c = item.value ().detach ().to (torch::kFloat).contiguous ();
+            std::vector<int64_t> shape (c.sizes ().begin (), c.sizes ().end ());
+            status = fn (arg, item.key ().c_str (), (int) shape.size (), shape.data (),
+                         c.data_ptr<float> ());
+            if (status != TY_OK)
+                s_throw (status, "export stopped at %s (status %d)", item.key ().c_str (),
+                         status);
+        }
+    });
+    return rc;
+}
+
+int
 ty_torch_set_threads (int threads)
 {
     if (threads < 1)

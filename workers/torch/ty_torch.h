@@ -223,6 +223,20 @@ int ty_torch_set_lr (ty_torch_model_t *model, double lr);
  * digests = bitwise equal weights (resume and determinism checks). */
 uint64_t ty_torch_weights_digest (const ty_torch_model_t *model);
 
+/* Called once per parameter tensor by ty_torch_export_tensors: its name as
+ * libtorch's named_parameters gives it ("emb.weight", "layers.0.bias"...),
+ * its shape and its values, row-major contiguous floats. Everything is
+ * borrowed for the call only. Return TY_OK to go on; any other status stops
+ * the export and is returned by it. */
+typedef int (ty_torch_tensor_fn) (void *arg, const char *name, int ndim,
+                                  const int64_t *shape, const float *data);
+
+/* Hands every parameter of the model to fn, in named_parameters order
+ * (a converter writes them into another format). The weights are not
+ * changed. Errors: TY_EINVAL (NULL model or fn), fn's status,
+ * TY_EINTERNAL. */
+int ty_torch_export_tensors (ty_torch_model_t *model, ty_torch_tensor_fn *fn, void *arg);
+
 /* Process-wide intra-op threads for libtorch and OpenBLAS (>= 1). */
 int ty_torch_set_threads (int threads);
 

@@ -1,0 +1,43 @@
+# libtrainyard-infer (infer/) and the portable model writer
+# (workers/convert/ty_portable).
+#
+#   unit_infer             links ONLY trainyard_infer + cmocka: the runtime
+#                          needs nothing beyond libc and libm. Hand-built
+#                          files: predictions, corrupt files.
+#   unit_infer_c99         the runtime's sources compile as strict C99
+#                          without _GNU_SOURCE (the top level defines it).
+#   unit_portable          libtorch models of each kind -> model.tym ->
+#                          the runtime; outputs within 1e-5, tokenizer ids
+#                          equal, truncated / lying files refused.
+if (TARGET trainyard_infer)
+    add_executable (test_infer unit/test_infer.c)
+    target_link_libraries (test_infer PRIVATE trainyard_infer PkgConfig::CMOCKA)
+    add_test (NAME unit_infer COMMAND test_infer)
+    set_tests_properties (unit_infer PROPERTIES LABELS unit TIMEOUT 60)
+
+    add_test (NAME unit_infer_c99
+        COMMAND ${CMAKE_C_COMPILER} -std=c99 -pedantic-errors -Wall -Wextra -Werror
+                -fsyntax-only ${CMAKE_SOURCE_DIR}/infer/ty_infer.c
+                ${CMAKE_SOURCE_DIR}/infer/ty_infer_text.c ${CMAKE_SOURCE_DIR}/infer/ty_infer_net.c)
+    set_tests_properties (unit_infer_c99 PROPERTIES LABELS unit TIMEOUT 60)
+endif ()
+
+if (TARGET ty_portable)
+    add_executable (test_portable unit/test_portable.c)
+    target_link_libraries (test_portable PRIVATE ty_portable PkgConfig::CMOCKA m)
+    set_target_properties (test_portable PROPERTIES LINKER_LANGUAGE CXX)
+    add_test (NAME unit_portable COMMAND test_portable)
+    set_tests_properties (unit_portable PROPERTIES LABELS unit TIMEOUT 120
+        ENVIRONMENT "OPENBLAS_NUM_THREADS=1;OMP_NUM_THREADS=1")
+endif ()
+
+# The runtime under valgrind on valid and corrupt files: no leak, no
+# invalid read. Not in the sanitizer build (ASan and valgrind exclude each
+# other).
+find_program (TY_VALGRIND valgrind)
+if (TARGET trainyard_infer AND TY_VALGRIND AND NOT TY_SANITIZE)
+    add_test (NAME unit_infer_valgrind
+        COMMAND ${TY_VALGRIND} -q --error-exitcode=1 --leak-check=full
+                --errors-for-leak-kinds=definite,indirect $<TARGET_FILE:test_infer>)
+    set_tests_properties (unit_infer_valgrind PROPERTIES LABELS unit TIMEOUT 120)
+endif ()

@@ -51,6 +51,7 @@ int cmd_dataset (cmd_ctx_t *ctx, int argc, char **argv);
 int cmd_train   (cmd_ctx_t *ctx, int argc, char **argv);
 int cmd_evaluate (cmd_ctx_t *ctx, int argc, char **argv);
 int cmd_model   (cmd_ctx_t *ctx, int argc, char **argv);
+int cmd_predict (cmd_ctx_t *ctx, int argc, char **argv);
 /* The data directory (datasets, models) as the workers of `trainyard up` see
    it: --data (flag), else $TRAINYARD_DATA, else <state dir>/data. 0 or a
    printed error (cmd_statedir.c). */

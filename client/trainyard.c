@@ -35,6 +35,7 @@ static const s_command_t s_commands [] = {
     { "evaluate", cmd_evaluate, "evaluate a model version: metrics, latency, gate, report" },
     { "model",   cmd_model,   "model versions: compare two evaluations" },
     { "train",   cmd_train,   "train a model on a dataset and follow the job" },
+    { "predict", cmd_predict, "predictions from a model's portable file (stdin -> stdout)" },
     { NULL, NULL, NULL }
 };
 

@@ -7,6 +7,7 @@
 #   3. train a fastText-style text classifier on it (libtorch);
 #   4. evaluate it on the test split with a quality gate and print the report;
 #   5. promote it in the model registry (refused if the gate failed);
+#   6. predict with its portable file and the C99 runtime;
 # then shows the cluster's view and stops it. State lives in ./.trainyard-demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +52,13 @@ ver=$("$ty" model list --json | sed -n 's/.*"latest":[ ]*\([0-9][0-9]*\).*/\1/p'
 "$ty" model promote "fortunes@${ver:-1}" --stage production --who quickstart --why "gate passed" \
     || echo "(not promoted: see the gate above)"
 "$ty" model history fortunes
+
+echo "== 6. predict with the production model's portable file (the C99 runtime devices use)"
+echo "   (three lines of the demo data: startrek, zippy, politics)"
+printf '%s\n' "Beam me up, Scotty! It ate my phaser!" \
+    "Don't hit me!! I'm in the Twilight Zone!!!" \
+    "It is difficult to legislate morality in the absence of moral legislators." |
+    "$ty" predict --model fortunes@production
 
 echo "== the cluster's view"
 "$ty" list --limit 8

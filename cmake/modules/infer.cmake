@@ -28,3 +28,6 @@ add_library (ty_portable STATIC workers/convert/ty_portable.c)
 target_include_directories (ty_portable PUBLIC workers/convert)
 target_link_libraries (ty_portable PUBLIC ty_train ty_torch ty_text trainyard_infer ty_common)
 set_target_properties (ty_portable PROPERTIES LINKER_LANGUAGE CXX)
+
+# `trainyard predict` reads portable models as a device would.
+target_link_libraries (trainyard PRIVATE trainyard_infer)

@@ -28,6 +28,6 @@ target_include_directories (ty_train PUBLIC workers/train)
 target_link_libraries (ty_train PUBLIC ty_torch ty_text ty_dataset ty_common PkgConfig::CJSON m)
 
 add_executable (trainyard-train workers/train/main.c)
-target_link_libraries (trainyard-train PRIVATE ty_train ty_runtime ty_registry)
+target_link_libraries (trainyard-train PRIVATE ty_train ty_runtime ty_registry ty_portable)
 set_target_properties (trainyard-train PROPERTIES LINKER_LANGUAGE CXX)
 install (TARGETS trainyard-train RUNTIME DESTINATION bin)

@@ -19,6 +19,22 @@ s_exists (const char *path)
     return stat (path, &st) == 0;
 }
 
+/* Runs the trainyard command; its stdout goes to out. Returns the exit code. */
+static int
+s_cli (ty_testenv_t *env, const char *args, char *out, size_t len)
+{
+    char cmd [PATH_MAX * 2];
+    snprintf (cmd, sizeof cmd, "%s --broker %s %s 2>&1", TY_CLI_BIN, ty_testenv_client_ep (env),
+              args);
+    FILE *p = popen (cmd, "r");
+    assert_non_null (p);
+    size_t n = fread (out, 1, len - 1, p);
+    out [n] = '\0';
+    int st = pclose (p);
+    fprintf (stderr, "$ trainyard %s\n%s", args, out);
+    return WIFEXITED (st) ? WEXITSTATUS (st) : -1;
+}
+
 static void
 test_train_learns_and_reports (void **state)
 {
@@ -73,6 +89,42 @@ test_train_learns_and_reports (void **state)
     freeReplyObject (r);
     /* every epoch's end reaches the stream (a phase change beats the rate limit) */
     assert_true (with_val >= 4);
+
+    /* the worker also wrote the portable file, and `trainyard predict` reads
+       it with the C99 runtime: texts of known classes get their labels */
+    snprintf (f, sizeof f, "%s/model.tym", path);
+    assert_true (s_exists (f));
+    char inputs [PATH_MAX + 16];
+    snprintf (inputs, sizeof inputs, "%s/predict.txt", data);
+    FILE *in = fopen (inputs, "w");
+    assert_non_null (in);
+    uint64_t rng = 777;
+    int want [20];
+    for (int i = 0; i < 20; i++) {
+        char text [256];
+        want [i] = i % TTD_NCLASSES;
+        ttd_text (&rng, want [i], text, sizeof text);
+        fprintf (in, "%s\n", text);
+    }
+    fclose (in);
+    char pargs [PATH_MAX * 2 + 64];
+    snprintf (pargs, sizeof pargs, "predict --model newsclf@1 --data %s < %s", data, inputs);
+    char out [8192];
+    assert_int_equal (s_cli (env, pargs, out, sizeof out), 0);
+    int right = 0, lines = 0;
+    for (char *save = NULL, *l = strtok_r (out, "\n", &save); l; l = strtok_r (NULL, "\n", &save)) {
+        if (!strncmp (l, "predict:", 8))
+            continue;            /* the banner on stderr */
+        char label [64];
+        double prob;
+        assert_int_equal (sscanf (l, "%63s %lf", label, &prob), 2);
+        assert_true (prob >= 0 && prob <= 1);
+        right += lines < 20 && !strcmp (label, ttd_labels [want [lines]]);
+        lines++;
+    }
+    fprintf (stderr, "predict: %d of %d right\n", right, lines);
+    assert_int_equal (lines, 20);
+    assert_true (right >= 16);
 
     /* the new version is in the registry from its birth, stage none */
     ty_registry_t *reg = NULL;
@@ -193,21 +245,6 @@ test_train_bad_input_fails_job (void **state)
     ty_testenv_passed (env);
 }
 
-/* Runs the trainyard command; its stdout goes to out. Returns the exit code. */
-static int
-s_cli (ty_testenv_t *env, const char *args, char *out, size_t len)
-{
-    char cmd [PATH_MAX * 2];
-    snprintf (cmd, sizeof cmd, "%s --broker %s %s 2>&1", TY_CLI_BIN, ty_testenv_client_ep (env),
-              args);
-    FILE *p = popen (cmd, "r");
-    assert_non_null (p);
-    size_t n = fread (out, 1, len - 1, p);
-    out [n] = '\0';
-    int st = pclose (p);
-    fprintf (stderr, "$ trainyard %s\n%s", args, out);
-    return WIFEXITED (st) ? WEXITSTATUS (st) : -1;
-}
 
 static void
 test_train_cli_config_and_watch (void **state)
@@ -242,6 +279,7 @@ test_train_cli_config_and_watch (void **state)
     char p [PATH_MAX + 64];
     snprintf (p, sizeof p, "%s/models/clinewsclf/1/model.pt", data);
     assert_true (s_exists (p));
+
 
     /* usage errors are exit 2 and say what is missing; a failed job is 1 */
     rc = s_cli (env, "train --model textclf --name x", out, sizeof out);

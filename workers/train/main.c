@@ -5,6 +5,7 @@
 #include "ty_error.h"
 #include "ty_log.h"
 #include "ty_runtime.h"
+#include "ty_portable.h"
 #include "ty_registry.h"
 #include "ty_train.h"
 #include "ty_worker_main.h"
@@ -95,6 +96,12 @@ s_train (ty_job_t *job, void *arg)
     ty_job_output (job, "weights_digest", buf);
     snprintf (buf, sizeof buf, "%lld", (long long) res.param_count);
     ty_job_output (job, "parameters", buf);
+    /* The portable file (model.tym) beside the weights, for `trainyard
+       predict` and devices; a kind the converter does not take yet (mlp on
+       TF-IDF) keeps only model.pt. */
+    char perr [256];
+    if (ty_portable_convert_dir (res.path, perr, sizeof perr) != TY_OK)
+        ty_job_log (job, "portable model not written: %s", perr);
     /* Every version is in the registry (stage none) from its birth, so
        promote, history and serving resolution know it. */
     char why [256];

@@ -32,7 +32,7 @@ endif ()
 
 add_library (ty_evaluate STATIC workers/evaluate/ty_evaluate.c workers/evaluate/ty_latency.c)
 target_include_directories (ty_evaluate PUBLIC workers/evaluate)
-target_link_libraries (ty_evaluate PUBLIC ty_report ty_metrics ty_train PkgConfig::CJSON m)
+target_link_libraries (ty_evaluate PUBLIC ty_report ty_metrics ty_train ty_registry PkgConfig::CJSON m)
 
 add_executable (trainyard-evaluate workers/evaluate/main.c)
 target_link_libraries (trainyard-evaluate PRIVATE ty_evaluate ty_runtime ty_registry)

@@ -30,6 +30,7 @@
 #include <cjson/cJSON.h>
 #include "ty_batch.h"
 #include "ty_dataset.h"
+#include "ty_registry.h"
 #include "ty_report.h"
 #include "ty_torch.h"
 #include "ty_train.h"
@@ -449,6 +450,46 @@ test_evaluate_gate_one_failure (void **state)
     ty_testenv_passed (f->env);
 }
 
+/* Without --baseline, the regression check compares with the registry's
+ * production version of the same model. */
+static void
+test_evaluate_production_is_the_baseline (void **state)
+{
+    s_fix_t *f = *state;
+    s_write_dataset (f->data, "mail", s_labels, S_TEST, 0);
+    s_train (f->data, "mail@1", "clf", 6);
+    s_train (f->data, "mail@1", "clf", 6);
+    ty_registry_t *reg = NULL;
+    assert_int_equal (ty_registry_open (f->data, &reg), TY_OK);
+    ty_registry_actor_t by = { .who = "test", .why = "baseline", .force = 1 };
+    assert_int_equal (ty_registry_register (reg, "clf", 1, &by, NULL), TY_OK);
+    assert_int_equal (ty_registry_promote (reg, "clf", 1, TY_STAGE_PRODUCTION, 0, &by), TY_OK);
+    ty_registry_destroy (&reg);
+
+    const char *gate = "{\"max_accuracy_regression\": 1.0}";
+    char id [TY_ID_LEN + 1];
+    s_evaluate (f, "clf@2", "mail", gate, "SUCCEEDED", id);
+    cJSON *doc = s_must_load (f, "clf@2");
+    assert_string_equal (ty_report_string (doc, "baseline.model"), "clf@1");
+    const cJSON *checks = cJSON_GetObjectItem (cJSON_GetObjectItem (doc, "gate"), "checks");
+    int seen = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach (c, checks)
+        if (!strcmp (cJSON_GetObjectItem (c, "check")->valuestring, "max_accuracy_regression")) {
+            seen = 1;
+            assert_string_equal (cJSON_GetObjectItem (c, "status")->valuestring, "PASS");
+        }
+    assert_true (seen);
+    cJSON_Delete (doc);
+
+    /* the production version itself has nothing to compare with */
+    s_evaluate (f, "clf@1", "mail", gate, "SUCCEEDED", id);
+    doc = s_must_load (f, "clf@1");
+    assert_null (cJSON_GetObjectItem (doc, "baseline"));
+    cJSON_Delete (doc);
+    ty_testenv_passed (f->env);
+}
+
 /* ---- bad input ------------------------------------------------------------------ */
 
 static void
@@ -587,6 +628,8 @@ main (void)
     setenv ("OMP_NUM_THREADS", "1", 1);
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_evaluate_metrics_json, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_evaluate_production_is_the_baseline, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_evaluate_gate_one_failure, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_evaluate_bad_input, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_evaluate_cli_report_and_compare, s_setup,

@@ -3,6 +3,7 @@
  *  runs: spec and params, loading, checks, inference, metrics per task,
  *  latency, gate and analysis, the document. */
 #include "ty_evaluate.h"
+#include "ty_registry.h"
 #include "ty_analysis.h"
 #include "ty_batch.h"
 #include "ty_dataset.h"
@@ -1028,8 +1029,26 @@ s_baseline (s_eval_t *e, char *spec_out, size_t len, double *accuracy)
 {
     *accuracy = NAN;
     const char *spec = e->spec->baseline;
-    if (!spec || !*spec)
-        return TY_OK;
+    char production [TY_REPORT_MODEL_NAME_MAX + 24];
+    if (!spec || !*spec) {
+        /* No baseline named: the registry's production version of the same
+           model, when there is one and it is not the candidate itself. */
+        ty_registry_t *reg = NULL;
+        char name [256];
+        uint64_t version = 0;
+        ty_stage_t stage;
+        snprintf (production, sizeof production, "%s@production", e->model_name);
+        int found = ty_registry_open (e->opts->data_dir, &reg) == TY_OK
+                 && ty_registry_resolve (reg, production, NULL, name, &version,
+                                         &stage) == TY_OK
+                 && version != e->model_version;
+        ty_registry_destroy (&reg);
+        if (!found)
+            return TY_OK;
+        snprintf (production, sizeof production, "%.*s@%llu",
+                  (int) (sizeof production - 24), name, (unsigned long long) version);
+        spec = production;
+    }
     if (e->task != TY_BATCH_TASK_SINGLE && e->task != TY_BATCH_TASK_MULTI)
         return s_fail (e, TY_EINVAL, "baseline: accuracy comparison needs a classifier; model "
                        "%s@%llu is %s", e->model_name, (unsigned long long) e->model_version,

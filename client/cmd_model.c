@@ -662,17 +662,22 @@ s_revert (cmd_ctx_t *ctx, int argc, char **argv)
     return rc == TY_OK ? TY_CMD_EXIT_OK : TY_CMD_EXIT_ERROR;
 }
 
+/* A registry change of one version: parse, open, resolve NAME@VERSION, apply
+ * fn, say what happened. */
+typedef int (s_version_fn) (ty_registry_t *self, const char *name, uint64_t version,
+                            const ty_registry_actor_t *by);
+
 static int
-s_default (cmd_ctx_t *ctx, int argc, char **argv)
+s_version_change (cmd_ctx_t *ctx, int argc, char **argv, const s_reg_cmd_t *c,
+                  int need_number, s_version_fn *fn, const char *done)
 {
-    static const s_reg_cmd_t c = {
-        "model default", "default NAME@VERSION [OPTIONS]",
-        "Names the version `model revert` goes back to: a known-good one.\n",
-        S_OPT_WHO, 1 };
     s_reg_opts_t o;
-    int rc = s_reg_parse (ctx, &c, argc, argv, &o);
+    int rc = s_reg_parse (ctx, c, argc, argv, &o);
     if (rc >= 0)
         return rc;
+    const char *at = strchr (argv [optind], '@');
+    if (need_number && (!at || at [1] < '0' || at [1] > '9'))
+        return cmd_usage_error (c->name, "give a version number, e.g. spam@3");
     char data [PATH_MAX], name [TY_REGISTRY_NAME_MAX + 1];
     ty_registry_t *reg = s_reg_open (&o, data, sizeof data);
     if (!reg)
@@ -681,13 +686,24 @@ s_default (cmd_ctx_t *ctx, int argc, char **argv)
     uint64_t version = 0;
     rc = s_reg_version (reg, argv [optind], name, &version) ? TY_EINVAL : TY_OK;
     if (rc == TY_OK) {
-        if ((rc = ty_registry_set_default (reg, name, version, &by)) == TY_OK)
-            printf ("%s@%" PRIu64 " is the default\n", name, version);
+        if ((rc = fn (reg, name, version, &by)) == TY_OK)
+            printf ("%s@%" PRIu64 " %s\n", name, version, done);
         else
-            s_reg_fail (reg, rc, c.name);
+            s_reg_fail (reg, rc, c->name);
     }
     ty_registry_destroy (&reg);
     return rc == TY_OK ? TY_CMD_EXIT_OK : TY_CMD_EXIT_ERROR;
+}
+
+static int
+s_default (cmd_ctx_t *ctx, int argc, char **argv)
+{
+    static const s_reg_cmd_t c = {
+        "model default", "default NAME@VERSION [OPTIONS]",
+        "Names the version `model revert` goes back to: a known-good one.\n",
+        S_OPT_WHO, 1 };
+    return s_version_change (ctx, argc, argv, &c, 0, ty_registry_set_default,
+                             "is the default");
 }
 
 static int
@@ -698,28 +714,8 @@ s_delete (cmd_ctx_t *ctx, int argc, char **argv)
         "Forgets a version in the registry (its directory under models/ stays).\n"
         "Refused for the production version and the default one.\n",
         S_OPT_WHO, 1 };
-    s_reg_opts_t o;
-    int rc = s_reg_parse (ctx, &c, argc, argv, &o);
-    if (rc >= 0)
-        return rc;
-    const char *at = strchr (argv [optind], '@');
-    if (!at || at [1] < '0' || at [1] > '9')
-        return cmd_usage_error (c.name, "give a version number, e.g. spam@3");
-    char data [PATH_MAX], name [TY_REGISTRY_NAME_MAX + 1];
-    ty_registry_t *reg = s_reg_open (&o, data, sizeof data);
-    if (!reg)
-        return TY_CMD_EXIT_ERROR;
-    ty_registry_actor_t by = s_reg_actor (&o);
-    uint64_t version = 0;
-    rc = s_reg_version (reg, argv [optind], name, &version) ? TY_EINVAL : TY_OK;
-    if (rc == TY_OK) {
-        if ((rc = ty_registry_delete (reg, name, version, &by)) == TY_OK)
-            printf ("%s@%" PRIu64 " deleted from the registry\n", name, version);
-        else
-            s_reg_fail (reg, rc, c.name);
-    }
-    ty_registry_destroy (&reg);
-    return rc == TY_OK ? TY_CMD_EXIT_OK : TY_CMD_EXIT_ERROR;
+    return s_version_change (ctx, argc, argv, &c, 1, ty_registry_delete,
+                             "deleted from the registry");
 }
 
 /* ---- history, resolve ----------------------------------------------------------- */

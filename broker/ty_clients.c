@@ -25,6 +25,7 @@ s_spec_type (const Ty__JobSpec *spec)
     case TY__JOB_SPEC__KIND_TRAIN:    return "train";
     case TY__JOB_SPEC__KIND_EVALUATE: return "evaluate";
     case TY__JOB_SPEC__KIND_CONVERT:  return "convert";
+    case TY__JOB_SPEC__KIND_CONTROL:  return "control";
     default:                          return NULL;
     }
 }
@@ -56,6 +57,10 @@ s_spec_summary (const Ty__JobSpec *spec, char *buf, size_t size)
     case TY__JOB_SPEC__KIND_CONVERT:
         snprintf (buf + n, size - n, " model=%s target=%s",
                   spec->convert->model, spec->convert->target);
+        break;
+    case TY__JOB_SPEC__KIND_CONTROL:
+        snprintf (buf + n, size - n, " action=%s model=%s stage=%s",
+                  spec->control->action, spec->control->model, spec->control->stage);
         break;
     default:
         break;

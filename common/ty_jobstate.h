@@ -31,7 +31,7 @@ int ty_jobstate_can_transition (ty_jobstate_t from, ty_jobstate_t to);
 int ty_jobstate_is_terminal (ty_jobstate_t state);
 
 /* Job types: one queue and one worker executable each. */
-#define TY_JOB_TYPES "noop", "prepare", "train", "evaluate", "convert"
+#define TY_JOB_TYPES "noop", "prepare", "train", "evaluate", "convert", "control"
 /* 1 if type is one of TY_JOB_TYPES. */
 int ty_jobtype_valid (const char *type);
 

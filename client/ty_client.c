@@ -265,6 +265,8 @@ ty_client_submit_batch (ty_client_t *self, const ty_submit_item_t *items, size_t
             iv [i].idempotency_key = (char *) items [i].idempotency_key;
         if (items [i].pipeline)
             iv [i].pipeline = (char *) items [i].pipeline;
+        if (items [i].step)
+            iv [i].step = (char *) items [i].step;
         ip [i] = &iv [i];
     }
     Ty__Submit sub = TY__SUBMIT__INIT;
@@ -331,8 +333,16 @@ int
 ty_client_status (ty_client_t *self, const char *job_id, int timeout_ms,
                   Ty__JobInfo **info_out)
 {
+    return ty_client_status_ex (self, job_id, 0, timeout_ms, info_out);
+}
+
+int
+ty_client_status_ex (ty_client_t *self, const char *job_id, int with_spec,
+                     int timeout_ms, Ty__JobInfo **info_out)
+{
     Ty__StatusReq st = TY__STATUS_REQ__INIT;
     st.job_id = (char *) (job_id ? job_id : "");
+    st.with_spec = with_spec != 0;
     Ty__Envelope req = TY__ENVELOPE__INIT;
     req.cmd_case = TY__ENVELOPE__CMD_STATUS;
     req.status = &st;
@@ -348,6 +358,21 @@ ty_client_status (ty_client_t *self, const char *job_id, int timeout_ms,
     return TY_OK;
 }
 
+static int s_list (ty_client_t *self, Ty__ListReq *lr, int timeout_ms,
+                   Ty__JobList **list_out);
+
+int
+ty_client_list_pipeline (ty_client_t *self, const char *pipeline, unsigned limit,
+                         int timeout_ms, Ty__JobList **list_out)
+{
+    if (!pipeline || !*pipeline)
+        return s_fail (self, TY_EINVAL, "no pipeline id");
+    Ty__ListReq lr = TY__LIST_REQ__INIT;
+    lr.pipeline = (char *) pipeline;
+    lr.limit = limit;
+    return s_list (self, &lr, timeout_ms, list_out);
+}
+
 int
 ty_client_list (ty_client_t *self, const char *state, const char *type,
                 unsigned limit, int timeout_ms, Ty__JobList **list_out)
@@ -358,9 +383,15 @@ ty_client_list (ty_client_t *self, const char *state, const char *type,
     if (type)
         lr.type = (char *) type;
     lr.limit = limit;
+    return s_list (self, &lr, timeout_ms, list_out);
+}
+
+static int
+s_list (ty_client_t *self, Ty__ListReq *lr, int timeout_ms, Ty__JobList **list_out)
+{
     Ty__Envelope req = TY__ENVELOPE__INIT;
     req.cmd_case = TY__ENVELOPE__CMD_LIST;
-    req.list = &lr;
+    req.list = lr;
     Ty__Envelope *rep = NULL;
     int rc = s_request (self, &req, timeout_ms, &rep);
     if (rc != TY_OK)

@@ -52,6 +52,7 @@ typedef struct {
     size_t nparent_items;
     const char *idempotency_key;    /* may be NULL */
     const char *pipeline;           /* may be NULL */
+    const char *step;               /* the step's name in its pipeline; may be NULL */
 } ty_submit_item_t;
 
 /* Submit one job, optionally after parents (ids) and with an idempotency key.
@@ -72,6 +73,15 @@ int ty_client_submit_batch (ty_client_t *self, const ty_submit_item_t *items,
 /* Current state of a job. *info_out: caller frees with ty_client_free_msg. */
 int ty_client_status (ty_client_t *self, const char *job_id, int timeout_ms,
                       Ty__JobInfo **info_out);
+
+/* Same, with_spec: 1 to also get the packed JobSpec in (*info_out)->spec
+ * (pipeline retry resubmits it). */
+int ty_client_status_ex (ty_client_t *self, const char *job_id, int with_spec,
+                         int timeout_ms, Ty__JobInfo **info_out);
+
+/* Every job of one pipeline (ended or not), oldest first. */
+int ty_client_list_pipeline (ty_client_t *self, const char *pipeline, unsigned limit,
+                             int timeout_ms, Ty__JobList **list_out);
 
 /* Newest jobs first. state/type: NULL or "" for any; limit 0 = 100. */
 int ty_client_list (ty_client_t *self, const char *state, const char *type,

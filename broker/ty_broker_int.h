@@ -30,6 +30,9 @@
 #define TY_BROKER_ACCEPT_IVLS      3      /* heartbeats to wait for a worker's ACCEPT */
 #define TY_BROKER_RECOVER_GRACE_MS 3000   /* extra time for workers to re-attach after a rebuild */
 #define TY_BROKER_LIST_SCAN_MAX    100000 /* jobs scanned by one LIST with a filter */
+#define TY_BROKER_METRICS_MAX      64     /* metrics of one progress/result message kept */
+#define TY_BROKER_STEP_MAX         128    /* bytes of a pipeline step name */
+#define TY_BROKER_PIPELINE_MAX     64     /* bytes of a pipeline id */
 
 /* A client subscribed to events. */
 typedef struct ty_watch_s {
@@ -68,10 +71,15 @@ struct _ty_broker_t {
     volatile sig_atomic_t stop;
 };
 
-/* A job that ended during the current turn: gone from memory, not yet in Redis. */
+/* A job that ended during the current turn: gone from memory, not yet in
+ * Redis. passed: what a SUCCEEDED step job hands its children (packed
+ * Ty__Outputs of "step.key" items), for a child submitted in the same turn.
+ * One allocation: free() releases it. */
 typedef struct {
     ty_jobstate_t state;
     char error [256];
+    size_t passed_len;
+    uint8_t passed [];
 } ty_ended_t;
 
 /* ty_broker.c */

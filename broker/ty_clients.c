@@ -67,16 +67,40 @@ s_spec_summary (const Ty__JobSpec *spec, char *buf, size_t size)
     }
 }
 
+/* Fills info from a job hash (HGETALL reply r; info borrows r's strings).
+ * with_spec: also the packed JobSpec. *inputs_out: the unpacked inputs
+ * message info->inputs points into (caller frees with
+ * ty__outputs__free_unpacked), NULL if none. */
 static void
 s_jobinfo_fill (Ty__JobInfo *info, redisReply *r, Ty__Output **outs, Ty__Output *outv,
-                Ty__Metric **mets, Ty__Metric *metv, char **parents, size_t max)
+                Ty__Metric **mets, Ty__Metric *metv, char **parents, size_t max,
+                int with_spec, Ty__Outputs **inputs_out)
 {
     size_t nout = 0, nmet = 0;
+    *inputs_out = NULL;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const char *k = r->element [i]->str;
         char *v = r->element [i + 1]->str;
         if (!k || !v)
             continue;
+        if (!strcmp (k, "spec_pb")) {
+            if (with_spec) {
+                info->spec.data = (uint8_t *) v;
+                info->spec.len = r->element [i + 1]->len;
+            }
+        }
+        else
+        if (!strcmp (k, "inputs")) {
+            if (!*inputs_out) {
+                *inputs_out = ty__outputs__unpack (NULL, r->element [i + 1]->len,
+                                                   (const uint8_t *) v);
+                if (*inputs_out) {
+                    info->inputs = (*inputs_out)->items;
+                    info->n_inputs = (*inputs_out)->n_items;
+                }
+            }
+        }
+        else
         if      (!strcmp (k, "id"))             info->id = v;
         else if (!strcmp (k, "type"))           info->type = v;
         else if (!strcmp (k, "state"))          info->state = v;
@@ -85,6 +109,7 @@ s_jobinfo_fill (Ty__JobInfo *info, redisReply *r, Ty__Output **outs, Ty__Output 
         else if (!strcmp (k, "max_attempts"))   info->max_attempts = (uint32_t) strtoul (v, NULL, 10);
         else if (!strcmp (k, "worker"))         info->worker = v;
         else if (!strcmp (k, "pipeline"))       info->pipeline = v;
+        else if (!strcmp (k, "step"))           info->step = v;
         else if (!strcmp (k, "created_ms"))     info->created_ms = strtoull (v, NULL, 10);
         else if (!strcmp (k, "queued_ms"))      info->queued_ms = strtoull (v, NULL, 10);
         else if (!strcmp (k, "started_ms"))     info->started_ms = strtoull (v, NULL, 10);
@@ -176,48 +201,146 @@ s_on_status (ty_broker_t *self, ty_wire_msg_t *msg)
     Ty__Output *outs [S_FIELDS_MAX]; Ty__Output outv [S_FIELDS_MAX];
     Ty__Metric *mets [S_FIELDS_MAX]; Ty__Metric metv [S_FIELDS_MAX];
     char *parents [S_FIELDS_MAX];
-    s_jobinfo_fill (&info, r, outs, outv, mets, metv, parents, S_FIELDS_MAX);
+    Ty__Outputs *inputs = NULL;
+    s_jobinfo_fill (&info, r, outs, outv, mets, metv, parents, S_FIELDS_MAX,
+                    env->status->with_spec, &inputs);
     Ty__Envelope rep = TY__ENVELOPE__INIT;
     rep.request_id = env->request_id;
     rep.cmd_case = TY__ENVELOPE__CMD_JOB;
     rep.job = &info;
     ty_broker_to_client (self, msg->route, msg->route_len, &rep);
+    if (inputs)
+        ty__outputs__free_unpacked (inputs, NULL);
     freeReplyObject (r);
 }
 
-static void
-s_on_list (ty_broker_t *self, ty_wire_msg_t *msg)
+/* A LIST in progress: filters, and the infos gathered so far (each one
+ * borrows the HMGET reply kept beside it). */
+typedef struct {
+    const char   *want_state;
+    const char   *want_type;
+    size_t        limit;
+    size_t        n;
+    Ty__JobInfo **infos;
+    Ty__JobInfo  *infov;
+    redisReply  **keep;
+} s_listing;
+
+static const char *s_list_fields [] = {
+    "id", "type", "state", "priority", "attempt", "max_attempts", "worker", "created_ms",
+    "started_ms", "finished_ms", "progress", "phase", "name", "error", "pipeline", "step"
+};
+#define S_LIST_NFIELDS (sizeof s_list_fields / sizeof s_list_fields [0])
+
+static char *
+s_rs (redisReply *r, size_t i)
 {
-    Ty__Envelope *env = msg->env;
-    Ty__ListReq *req = env->list;
-    size_t limit = req->limit ? req->limit : 100;
-    if (limit > 10000)
-        limit = 10000;
-    const char *want_state = req->state;
-    const char *want_type = req->type;
-    if (*want_state && ty_jobstate_parse (want_state) < 0) {
-        ty_broker_reply_error (self, msg->route, msg->route_len, env->request_id, TY_EINVAL,
-                       "unknown state '%.40s'", want_state);
-        return;
-    }
-    ty_broker_settle (self);
-    Ty__JobInfo **infos = calloc (limit, sizeof *infos);
-    Ty__JobInfo *infov = calloc (limit, sizeof *infov);
-    redisReply **keep = calloc (limit, sizeof *keep);
-    if (!infos || !infov || !keep) {
-        free (infos); free (infov); free (keep);
-        ty_broker_reply_error (self, msg->route, msg->route_len, env->request_id, TY_ENOMEM,
-                       "broker out of memory");
-        return;
-    }
-    size_t n = 0, scanned = 0;
-    int failed = 0;
+    return r->element [i]->str ? r->element [i]->str : "";
+}
+
+/* HMGETs the jobs ids[0..n) in one pipeline and keeps those that pass the
+ * filters, in order, up to the limit. TY_OK or TY_ESTORE. */
+static int
+s_list_batch (ty_broker_t *self, s_listing *l, char **ids, size_t n)
+{
+    ty_argv_t *a = &self->scratch;
     char key [128];
-    const char *fields [] = { "HMGET", key, "id", "type", "state", "priority", "attempt",
-                              "max_attempts", "worker", "created_ms", "started_ms",
-                              "finished_ms", "progress", "phase", "name", "error" };
-    size_t nfields = sizeof fields / sizeof fields [0];
-    while (n < limit && scanned < TY_BROKER_LIST_SCAN_MAX && !failed) {
+    for (size_t i = 0; i < n; i++) {
+        ty_argv_reset (a);
+        snprintf (key, sizeof key, "%sjob:%s", self->prefix, ids [i]);
+        ty_argv_str (a, "HMGET");
+        ty_argv_str (a, key);
+        for (size_t f = 0; f < S_LIST_NFIELDS; f++)
+            ty_argv_str (a, s_list_fields [f]);
+        if (ty_redis_append (self->redis, a) != TY_OK)
+            return TY_ESTORE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = ty_redis_reply (self->redis);
+        if (!r)
+            return TY_ESTORE;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != S_LIST_NFIELDS
+        ||  !r->element [0]->str || l->n >= l->limit) {
+            freeReplyObject (r);
+            continue;
+        }
+        const char *st = r->element [2]->str, *ty = r->element [1]->str;
+        if ((*l->want_state && (!st || strcasecmp (st, l->want_state)))
+        ||  (*l->want_type && (!ty || strcmp (ty, l->want_type)))) {
+            freeReplyObject (r);
+            continue;
+        }
+        Ty__JobInfo *info = &l->infov [l->n];
+        ty__job_info__init (info);
+        info->id = r->element [0]->str;
+        info->type = s_rs (r, 1);
+        info->state = s_rs (r, 2);
+        info->priority = (uint32_t) ty_broker_rint (r, 3);
+        info->attempt = (uint32_t) ty_broker_rint (r, 4);
+        info->max_attempts = (uint32_t) ty_broker_rint (r, 5);
+        info->worker = s_rs (r, 6);
+        info->created_ms = (uint64_t) ty_broker_rint (r, 7);
+        info->started_ms = (uint64_t) ty_broker_rint (r, 8);
+        info->finished_ms = (uint64_t) ty_broker_rint (r, 9);
+        info->progress = r->element [10]->str ? strtod (r->element [10]->str, NULL) : 0;
+        info->phase = s_rs (r, 11);
+        info->name = s_rs (r, 12);
+        info->error = s_rs (r, 13);
+        info->pipeline = s_rs (r, 14);
+        info->step = s_rs (r, 15);
+        l->infos [l->n] = info;
+        l->keep [l->n] = r;
+        l->n++;
+    }
+    return TY_OK;
+}
+
+static int
+s_id_newest_first (const void *a, const void *b)
+{
+    return strcmp (*(char *const *) b, *(char *const *) a);
+}
+
+/* Every job of a pipeline (ended or not): its set, newest first (ids sort
+ * by creation time). TY_OK or TY_ESTORE. */
+static int
+s_list_pipeline (ty_broker_t *self, s_listing *l, const char *pipeline)
+{
+    ty_argv_t *a = &self->scratch;
+    ty_argv_reset (a);
+    char key [TY_BROKER_PIPELINE_MAX + 80];
+    snprintf (key, sizeof key, "%spipeline:%s", self->prefix, pipeline);
+    ty_argv_str (a, "SMEMBERS");
+    ty_argv_str (a, key);
+    redisReply *ids = ty_redis_command (self->redis, a);
+    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+        if (ids)
+            freeReplyObject (ids);
+        return TY_ESTORE;
+    }
+    int rc = TY_OK;
+    char **v = calloc (ids->elements + 1, sizeof *v);
+    if (!v)
+        rc = TY_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; v && i < ids->elements; i++)
+        if (ids->element [i]->str && ty_id_valid (ids->element [i]->str))
+            v [n++] = ids->element [i]->str;
+    if (v)
+        qsort (v, n, sizeof *v, s_id_newest_first);
+    for (size_t base = 0; rc == TY_OK && base < n && l->n < l->limit; base += 500)
+        rc = s_list_batch (self, l, v + base, n - base < 500 ? n - base : 500);
+    free (v);
+    freeReplyObject (ids);
+    return rc;
+}
+
+/* The newest jobs of <prefix>jobs, in pages. TY_OK or TY_ESTORE. */
+static int
+s_list_all (ty_broker_t *self, s_listing *l)
+{
+    size_t scanned = 0;
+    while (l->n < l->limit && scanned < TY_BROKER_LIST_SCAN_MAX) {
         ty_argv_t *a = &self->scratch;
         ty_argv_reset (a);
         char jobs [80];
@@ -230,86 +353,75 @@ s_on_list (ty_broker_t *self, ty_wire_msg_t *msg)
         if (!ids || ids->type != REDIS_REPLY_ARRAY) {
             if (ids)
                 freeReplyObject (ids);
-            failed = 1;
-            break;
-        }
-        if (ids->elements == 0) {
-            freeReplyObject (ids);
-            break;
-        }
-        for (size_t i = 0; i < ids->elements; i++) {
-            ty_argv_reset (a);
-            snprintf (key, sizeof key, "%sjob:%s", self->prefix, ids->element [i]->str);
-            for (size_t f = 0; f < nfields; f++)
-                ty_argv_str (a, fields [f]);
-            if (ty_redis_append (self->redis, a) != TY_OK) {
-                failed = 1;
-                break;
-            }
+            return TY_ESTORE;
         }
         size_t got = ids->elements;
-        scanned += got;
-        for (size_t i = 0; i < got && !failed; i++) {
-            redisReply *r = ty_redis_reply (self->redis);
-            if (!r) {
-                failed = 1;
-                break;
-            }
-            if (r->type != REDIS_REPLY_ARRAY || r->elements != nfields - 2
-            ||  !r->element [0]->str || n >= limit) {
-                freeReplyObject (r);
-                continue;
-            }
-            const char *st = r->element [2]->str, *ty = r->element [1]->str;
-            if ((*want_state && (!st || strcasecmp (st, want_state)))
-            ||  (*want_type && (!ty || strcmp (ty, want_type)))) {
-                freeReplyObject (r);
-                continue;
-            }
-            Ty__JobInfo *info = &infov [n];
-            ty__job_info__init (info);
-            info->id = r->element [0]->str;
-            info->type = ty ? (char *) ty : "";
-            info->state = st ? (char *) st : "";
-            info->priority = (uint32_t) ty_broker_rint (r, 3);
-            info->attempt = (uint32_t) ty_broker_rint (r, 4);
-            info->max_attempts = (uint32_t) ty_broker_rint (r, 5);
-            info->worker = r->element [6]->str ? r->element [6]->str : "";
-            info->created_ms = (uint64_t) ty_broker_rint (r, 7);
-            info->started_ms = (uint64_t) ty_broker_rint (r, 8);
-            info->finished_ms = (uint64_t) ty_broker_rint (r, 9);
-            info->progress = r->element [10]->str ? strtod (r->element [10]->str, NULL) : 0;
-            info->phase = r->element [11]->str ? r->element [11]->str : "";
-            info->name = r->element [12]->str ? r->element [12]->str : "";
-            info->error = r->element [13]->str ? r->element [13]->str : "";
-            infos [n] = info;
-            keep [n] = r;
-            n++;
-        }
+        char *v [500];
+        size_t n = 0;
+        for (size_t i = 0; i < got && n < 500; i++)
+            if (ids->element [i]->str)
+                v [n++] = ids->element [i]->str;
+        int rc = s_list_batch (self, l, v, n);
         freeReplyObject (ids);
+        if (rc != TY_OK)
+            return rc;
+        scanned += got;
         if (got < 500)
             break;
     }
-    if (failed) {
+    return TY_OK;
+}
+
+static void
+s_on_list (ty_broker_t *self, ty_wire_msg_t *msg)
+{
+    Ty__Envelope *env = msg->env;
+    Ty__ListReq *req = env->list;
+    size_t limit = req->limit ? req->limit : 100;
+    if (limit > 10000)
+        limit = 10000;
+    if (*req->state && ty_jobstate_parse (req->state) < 0) {
+        ty_broker_reply_error (self, msg->route, msg->route_len, env->request_id, TY_EINVAL,
+                       "unknown state '%.40s'", req->state);
+        return;
+    }
+    if (strlen (req->pipeline) > TY_BROKER_PIPELINE_MAX) {
+        ty_broker_reply_error (self, msg->route, msg->route_len, env->request_id, TY_EINVAL,
+                       "pipeline id over %d bytes", TY_BROKER_PIPELINE_MAX);
+        return;
+    }
+    ty_broker_settle (self);
+    s_listing l = { .want_state = req->state, .want_type = req->type, .limit = limit };
+    l.infos = calloc (limit, sizeof *l.infos);
+    l.infov = calloc (limit, sizeof *l.infov);
+    l.keep = calloc (limit, sizeof *l.keep);
+    int rc = l.infos && l.infov && l.keep ? TY_OK : TY_ENOMEM;
+    if (rc == TY_OK)
+        rc = *req->pipeline ? s_list_pipeline (self, &l, req->pipeline) : s_list_all (self, &l);
+    if (rc == TY_ENOMEM)
+        ty_broker_reply_error (self, msg->route, msg->route_len, env->request_id, TY_ENOMEM,
+                       "broker out of memory");
+    else
+    if (rc != TY_OK) {
         ty_broker_store_down (self, "LIST");
         ty_broker_reply_error (self, msg->route, msg->route_len, env->request_id, TY_ESTORE,
                        "state store unavailable (%s)", ty_redis_errstr (self->redis));
     }
     else {
         Ty__JobList list = TY__JOB_LIST__INIT;
-        list.jobs = infos;
-        list.n_jobs = n;
+        list.jobs = l.infos;
+        list.n_jobs = l.n;
         Ty__Envelope rep = TY__ENVELOPE__INIT;
         rep.request_id = env->request_id;
         rep.cmd_case = TY__ENVELOPE__CMD_JOB_LIST;
         rep.job_list = &list;
         ty_broker_to_client (self, msg->route, msg->route_len, &rep);
     }
-    for (size_t i = 0; i < n; i++)
-        freeReplyObject (keep [i]);
-    free (infos);
-    free (infov);
-    free (keep);
+    for (size_t i = 0; i < l.n; i++)
+        freeReplyObject (l.keep [i]);
+    free (l.infos);
+    free (l.infov);
+    free (l.keep);
 }
 
 static void
@@ -342,7 +454,12 @@ s_on_watch (ty_broker_t *self, ty_wire_msg_t *msg)
     Ty__Output *outs [S_FIELDS_MAX]; Ty__Output outv [S_FIELDS_MAX];
     Ty__Metric *mets [S_FIELDS_MAX]; Ty__Metric metv [S_FIELDS_MAX];
     char *parents [S_FIELDS_MAX];
-    s_jobinfo_fill (&info, r, outs, outv, mets, metv, parents, S_FIELDS_MAX);
+    Ty__Outputs *inputs = NULL;
+    s_jobinfo_fill (&info, r, outs, outv, mets, metv, parents, S_FIELDS_MAX, 0, &inputs);
+    if (inputs)                 /* an event does not carry them */
+        ty__outputs__free_unpacked (inputs, NULL);
+    info.inputs = NULL;
+    info.n_inputs = 0;
     /* Memory is ahead of Redis by the current turn: a job that ended in it
        is final although Redis still shows it running. */
     ty_ended_t *ended = ty_hash_get (self->turn_ended, id);
@@ -545,6 +662,7 @@ typedef struct {
     ty_jobstate_t state;
     char error [256];
     int  in_memory;
+    int  has_step;       /* the parent is a pipeline step (known in Redis only) */
 } s_parent;
 
 /* Looks a parent up in memory, else in Redis (it ended, or never was).
@@ -557,6 +675,7 @@ s_parent_lookup (ty_broker_t *self, const char *id, s_parent *out)
         out->state = p->state;
         out->error [0] = '\0';
         out->in_memory = 1;
+        out->has_step = p->step != NULL;
         return TY_OK;
     }
     ty_ended_t *e = ty_hash_get (self->turn_ended, id);
@@ -564,6 +683,7 @@ s_parent_lookup (ty_broker_t *self, const char *id, s_parent *out)
         out->state = e->state;
         snprintf (out->error, sizeof out->error, "%s", e->error);
         out->in_memory = 0;
+        out->has_step = 0;
         return TY_OK;
     }
     ty_broker_settle (self);
@@ -575,14 +695,16 @@ s_parent_lookup (ty_broker_t *self, const char *id, s_parent *out)
     ty_argv_str (a, key);
     ty_argv_str (a, "state");
     ty_argv_str (a, "error");
+    ty_argv_str (a, "step");
     redisReply *r = ty_redis_command (self->redis, a);
     if (!r) {
         ty_broker_store_down (self, "parent lookup");
         return TY_ESTORE;
     }
-    char state [32];
+    char state [32], step [8];
     ty_broker_rstr (r, 0, state, sizeof state);
     ty_broker_rstr (r, 1, out->error, sizeof out->error);
+    out->has_step = ty_broker_rstr (r, 2, step, sizeof step) == 0 && step [0];
     freeReplyObject (r);
     int st = ty_jobstate_parse (state);
     if (st < 0)
@@ -590,6 +712,50 @@ s_parent_lookup (ty_broker_t *self, const char *id, s_parent *out)
     out->state = (ty_jobstate_t) st;
     out->in_memory = 0;
     return TY_OK;
+}
+
+/* What a parent that SUCCEEDED before this turn handed on, read back from
+ * its hash: out.<key> and result (its "summary" output) and metric.<key>,
+ * keyed "<step>.<key>" as when it succeeded (the pipeline retry case).
+ * TY_OK (nothing if the parent has no step), TY_ESTORE or TY_ENOMEM. */
+static int
+s_parent_passed (ty_broker_t *self, const char *id, ty_jobkvs_t *out)
+{
+    ty_ended_t *e = ty_hash_get (self->turn_ended, id);
+    if (e)                          /* ended this turn: kept beside the table */
+        return e->passed_len ? ty_jobkvs_unpack_add (out, e->passed, e->passed_len) : TY_OK;
+    ty_broker_settle (self);
+    ty_argv_t *a = &self->scratch;
+    ty_argv_reset (a);
+    char key [128];
+    snprintf (key, sizeof key, "%sjob:%s", self->prefix, id);
+    ty_argv_str (a, "HGETALL");
+    ty_argv_str (a, key);
+    redisReply *r = ty_redis_command (self->redis, a);
+    if (!r) {
+        ty_broker_store_down (self, "parent outputs");
+        return TY_ESTORE;
+    }
+    const char *step = NULL;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
+        if (r->element [i]->str && !strcmp (r->element [i]->str, "step"))
+            step = r->element [i + 1]->str;
+    int rc = TY_OK;
+    for (size_t i = 0; step && *step && i + 1 < r->elements && rc == TY_OK; i += 2) {
+        const char *k = r->element [i]->str, *v = r->element [i + 1]->str;
+        if (!k || !v)
+            continue;
+        if (!strncmp (k, "out.", 4))
+            rc = ty_jobkvs_set (out, step, k + 4, v);
+        else
+        if (!strncmp (k, "metric.", 7))
+            rc = ty_jobkvs_set (out, step, k + 7, v);
+        else
+        if (!strcmp (k, "result"))
+            rc = ty_jobkvs_set (out, step, "summary", v);
+    }
+    freeReplyObject (r);
+    return rc;
 }
 
 /* The job an idempotency key already names, from Redis or this turn. */
@@ -634,6 +800,16 @@ s_existing_state (ty_broker_t *self, const char *id, char *buf, size_t len)
     return buf;
 }
 
+/* Printable ASCII only: step names show in lists, logs and Redis keys' values. */
+static int
+s_printable (const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char) *s < 0x20 || (unsigned char) *s > 0x7e)
+            return 0;
+    return 1;
+}
+
 static int
 s_validate (ty_broker_t *self, ty_wire_msg_t *msg, Ty__Submit *sub)
 {
@@ -664,9 +840,18 @@ s_validate (ty_broker_t *self, ty_wire_msg_t *msg, Ty__Submit *sub)
         if (it->spec->max_attempts > 100)
             why = "max_attempts over 100";
         else
-        if (strlen (it->idempotency_key) > 200 || strlen (it->pipeline) > 64
+        if (strlen (it->idempotency_key) > 200 || strlen (it->pipeline) > TY_BROKER_PIPELINE_MAX
         ||  strlen (it->spec->name) > 200)
             why = "idempotency key or name over 200 bytes, or pipeline over 64";
+        else
+        if (strlen (it->step) > TY_BROKER_STEP_MAX || !s_printable (it->step))
+            why = "step name over 128 bytes or not printable text";
+        else
+        if (it->spec->n_resources > TY_RESOURCES_MAX)
+            why = "over 32 resources";
+        for (size_t k = 0; !why && k < it->spec->n_resources; k++)
+            why = ty_resources_check (it->spec->resources [k]->key,
+                                      it->spec->resources [k]->value);
         for (size_t k = 0; !why && k < it->n_parents; k++)
             if (!ty_id_valid (it->parents [k])) {
                 snprintf (buf, sizeof buf, "parent '%.40s' is not a job id", it->parents [k]);
@@ -748,6 +933,7 @@ s_on_submit (ty_broker_t *self, ty_wire_msg_t *msg)
         return;
     }
     /* Pass 2: create. */
+    const char *last_pipeline = NULL;
     int64_t wall = ty_clock_wall_ms ();
     char now [24];
     snprintf (now, sizeof now, "%" PRId64, wall);
@@ -791,10 +977,19 @@ s_on_submit (ty_broker_t *self, ty_wire_msg_t *msg)
 
         uint32_t waiting = 0;
         char dead [512] = "";
+        /* Pipeline jobs get what parents that already succeeded passed on
+           (a retried pipeline's new jobs after its succeeded steps). */
+        int is_pipeline = *it->step || *it->pipeline;
+        ty_jobkvs_t inputs = { 0 };
         for (size_t k = 0; k < nparents; k++) {
             s_parent p;
             if (s_parent_lookup (self, parents [k], &p) != TY_OK)
                 continue;       /* checked in pass 1; gone since is not possible */
+            if (is_pipeline && p.state == TY_JOB_SUCCEEDED && !p.in_memory
+            &&  (p.has_step || ty_hash_get (self->turn_ended, parents [k]))
+            &&  s_parent_passed (self, parents [k], &inputs) != TY_OK)
+                ty_error ("job %s: the outputs of parent %s could not be read",
+                          ids [i], parents [k]);
             if (p.state == TY_JOB_FAILED || p.state == TY_JOB_CANCELLED) {
                 if (!dead [0])
                     snprintf (dead, sizeof dead, "parent %s %s%s%.400s", parents [k],
@@ -826,38 +1021,69 @@ s_on_submit (ty_broker_t *self, ty_wire_msg_t *msg)
         }
         size_t speclen = ty__job_spec__get_packed_size (it->spec);
         uint8_t *spec = malloc (speclen ? speclen : 1);
+        uint8_t *inputs_pb = NULL;
+        size_t inputs_len = 0;
+        if (inputs.n && ty_jobkvs_pack (&inputs, &inputs_pb, &inputs_len) != TY_OK)
+            ty_error ("job %s: its inputs could not be stored (out of memory)", ids [i]);
         if (!spec || !plist) {
-            free (spec); free (plist); free (parents);
+            free (spec); free (plist); free (parents); free (inputs_pb);
+            ty_jobkvs_clear (&inputs);
             continue;
         }
         ty__job_spec__pack (it->spec, spec);
         const char *f [] = {
             "id", "type", "name", "state", "priority", "attempt", "max_attempts", "worker",
-            "parents", "waiting", "pipeline", "idempotency_key", "created_ms", "queued_ms",
-            "started_ms", "finished_ms", "progress", "phase", "message", "error", "spec",
-            "result", "cancel_requested", "score", "spec_pb" };
+            "parents", "waiting", "pipeline", "step", "idempotency_key", "created_ms",
+            "queued_ms", "started_ms", "finished_ms", "progress", "phase", "message", "error",
+            "spec", "result", "cancel_requested", "score", "spec_pb", "inputs" };
         const char *v [] = {
             ids [i], type, it->spec->name, ty_jobstate_name (state), prio, "0", maxa, "",
-            plist, waits, it->pipeline, it->idempotency_key, now,
+            plist, waits, it->pipeline, it->step, it->idempotency_key, now,
             state == TY_JOB_QUEUED ? now : "", "", state == TY_JOB_CANCELLED ? now : "",
-            "0", "", "", dead, summary, "", "0", score, (const char *) spec };
+            "0", "", "", dead, summary, "", "0", score, (const char *) spec,
+            (const char *) inputs_pb };
         /* Empty fields are left out: HGET of a missing field reads as
            empty (nil) for redis-cli users too, and a submit is the hottest
-           write of all. The spec is binary: its length is given. */
+           write of all. The last two are binary: their lengths are given
+           (inputs only when there are some). */
         size_t nall = sizeof f / sizeof f [0], nf = 0;
         const char *fv [sizeof f / sizeof f [0]], *vv [sizeof f / sizeof f [0]];
         size_t lens [sizeof f / sizeof f [0]];
-        for (size_t k = 0; k + 1 < nall; k++)
+        for (size_t k = 0; k + 2 < nall; k++)
             if (*v [k]) {
                 fv [nf] = f [k];
                 vv [nf] = v [k];
                 lens [nf++] = strlen (v [k]);
             }
-        fv [nf] = f [nall - 1];
-        vv [nf] = v [nall - 1];
+        fv [nf] = f [nall - 2];
+        vv [nf] = v [nall - 2];
         lens [nf++] = speclen;
+        if (inputs_pb) {
+            fv [nf] = f [nall - 1];
+            vv [nf] = v [nall - 1];
+            lens [nf++] = inputs_len;
+        }
         ty_state_hset (self->state, ids [i], nf, fv, vv, lens);
+        free (inputs_pb);
         ty_state_zadd (self->state, "jobs", (double) wall, ids [i]);
+        if (*it->pipeline) {
+            char set [TY_BROKER_PIPELINE_MAX + 16];
+            snprintf (set, sizeof set, "pipeline:%s", it->pipeline);
+            ty_state_sadd (self->state, set, ids [i]);
+            /* NX: the pipeline's first job dates it; a retry keeps the date.
+               One per pipeline and Submit (its items usually share one). */
+            if (!last_pipeline || strcmp (last_pipeline, it->pipeline)) {
+                ty_argv_t *a = ty_state_raw (self->state);
+                char pkey [96];
+                snprintf (pkey, sizeof pkey, "%spipelines", self->prefix);
+                ty_argv_str (a, "ZADD");
+                ty_argv_str (a, pkey);
+                ty_argv_str (a, "NX");
+                ty_argv_int (a, wall);
+                ty_argv_str (a, it->pipeline);
+                last_pipeline = it->pipeline;
+            }
+        }
         if (*it->idempotency_key) {
             ty_argv_t *a = ty_state_raw (self->state);
             char rkey [300];
@@ -876,14 +1102,21 @@ s_on_submit (ty_broker_t *self, ty_wire_msg_t *msg)
         if (state == TY_JOB_CANCELLED) {
             /* never runs: written as ended, not kept in memory */
             free (spec); free (plist); free (parents);
+            ty_jobkvs_clear (&inputs);
             continue;
         }
         ty_state_sadd (self->state, "active", ids [i]);
         ty_jobrec_t *job = ty_jobs_add (self->jobs, ids [i]);
         if (!job) {
             free (spec); free (plist); free (parents);
+            ty_jobkvs_clear (&inputs);
             continue;
         }
+        job->inputs = inputs;           /* moved */
+        if (*it->step && ty_jobrec_set_step (job, it->step) != TY_OK)
+            ty_error ("job %s: step name not kept (out of memory)", job->id);
+        if (it->spec->n_resources && ty_jobrec_set_needs (job, it->spec) != TY_OK)
+            ty_error ("job %s: resources not kept (out of memory)", job->id);
         snprintf (job->type, sizeof job->type, "%s", type);
         job->state = state;
         job->priority = it->spec->priority;

@@ -19,9 +19,18 @@ typedef struct {
     size_t   cap;
 } s_heap;
 
+/* Jobs set aside, with the heap they came from. */
+typedef struct {
+    s_entry *v;
+    size_t  *heap;
+    size_t   n, cap;
+} s_aside;
+
 struct _ty_queues_t {
     s_heap heaps [S_TYPES_MAX];
     size_t nheaps;
+    s_aside held;
+    s_aside parked;
 };
 
 double
@@ -46,6 +55,10 @@ ty_queues_destroy (ty_queues_t **self_p)
         return;
     for (size_t i = 0; i < (*self_p)->nheaps; i++)
         free ((*self_p)->heaps [i].heap);
+    free ((*self_p)->held.v);
+    free ((*self_p)->held.heap);
+    free ((*self_p)->parked.v);
+    free ((*self_p)->parked.heap);
     free (*self_p);
     *self_p = NULL;
 }
@@ -137,4 +150,68 @@ ty_queues_clear (ty_queues_t *self)
 {
     for (size_t i = 0; i < self->nheaps; i++)
         self->heaps [i].size = 0;
+    self->held.n = 0;
+    self->parked.n = 0;
+}
+
+static int
+s_aside_add (ty_queues_t *self, s_aside *a, const char *type, const char *id, double score)
+{
+    s_heap *h = s_heap_of (self, type, 1);
+    if (!h)
+        return TY_EINVAL;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 16;
+        s_entry *v = realloc (a->v, cap * sizeof *v);
+        if (v)
+            a->v = v;
+        size_t *hp = v ? realloc (a->heap, cap * sizeof *hp) : NULL;
+        if (!v || !hp)
+            return TY_ENOMEM;
+        a->heap = hp;
+        a->cap = cap;
+    }
+    a->v [a->n].score = score;
+    snprintf (a->v [a->n].id, sizeof a->v [a->n].id, "%s", id);
+    a->heap [a->n] = (size_t) (h - self->heaps);
+    a->n++;
+    return TY_OK;
+}
+
+static void
+s_aside_flush (ty_queues_t *self, s_aside *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        ty_queues_push (self, self->heaps [a->heap [i]].type, a->v [i].id, a->v [i].score);
+    a->n = 0;
+}
+
+int
+ty_queues_hold (ty_queues_t *self, const char *type, const char *id, double score)
+{
+    return s_aside_add (self, &self->held, type, id, score);
+}
+
+int
+ty_queues_park (ty_queues_t *self, const char *type, const char *id, double score)
+{
+    return s_aside_add (self, &self->parked, type, id, score);
+}
+
+void
+ty_queues_unhold (ty_queues_t *self)
+{
+    s_aside_flush (self, &self->held);
+}
+
+void
+ty_queues_unpark (ty_queues_t *self)
+{
+    s_aside_flush (self, &self->parked);
+}
+
+size_t
+ty_queues_parked (ty_queues_t *self)
+{
+    return self->parked.n;
 }

@@ -21,6 +21,23 @@ int  ty_queues_push (ty_queues_t *self, const char *type, const char *id, double
 /* Pops the best job of type into id (TY_ID_LEN + 1 bytes); 0 if empty. */
 int  ty_queues_pop (ty_queues_t *self, const char *type, char *id);
 size_t ty_queues_len (ty_queues_t *self, const char *type);
+/* Clears the heaps and the jobs set aside. */
 void ty_queues_clear (ty_queues_t *self);
+
+/* Jobs popped that the worker at hand could not take (resources) are set
+ * aside rather than pushed back, so that one dispatch pass cannot pop them
+ * again and again:
+ *   held:   a worker of the type that fits exists (busy now): back into
+ *           the heap at the end of the pass (ty_queues_unhold);
+ *   parked: no worker of the type fits: out of the heap until the set of
+ *           workers changes (ty_queues_unpark, on READY), so a job nobody
+ *           can take costs nothing per turn.
+ * TY_OK, TY_EINVAL (too many types) or TY_ENOMEM: then the job is in no
+ * heap; the caller pushes it back and ends its pass. */
+int  ty_queues_hold (ty_queues_t *self, const char *type, const char *id, double score);
+int  ty_queues_park (ty_queues_t *self, const char *type, const char *id, double score);
+void ty_queues_unhold (ty_queues_t *self);
+void ty_queues_unpark (ty_queues_t *self);
+size_t ty_queues_parked (ty_queues_t *self);
 
 #endif

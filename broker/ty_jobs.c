@@ -28,6 +28,10 @@ s_free (ty_jobrec_t *job)
 {
     free (job->spec_pb);
     free (job->children);
+    free (job->step);
+    ty_jobkvs_clear (&job->inputs);
+    ty_jobkvs_clear (&job->metrics);
+    ty_resources_destroy (&job->needs);
     free (job);
 }
 
@@ -164,4 +168,142 @@ ty_jobrec_add_child (ty_jobrec_t *job, const char *child_id)
     }
     snprintf (job->children [job->nchildren++], TY_ID_LEN + 1, "%s", child_id);
     return TY_OK;
+}
+
+int
+ty_jobrec_set_needs (ty_jobrec_t *job, const Ty__JobSpec *spec)
+{
+    ty_resources_destroy (&job->needs);
+    if (spec->n_resources == 0)
+        return TY_OK;
+    job->needs = ty_resources_new ();
+    int rc = job->needs ? TY_OK : TY_ENOMEM;
+    for (size_t k = 0; k < spec->n_resources && rc == TY_OK; k++)
+        rc = ty_resources_add (job->needs, spec->resources [k]->key, spec->resources [k]->value);
+    return rc;
+}
+
+int
+ty_jobrec_set_step (ty_jobrec_t *job, const char *step)
+{
+    free (job->step);
+    job->step = NULL;
+    if (!step || !*step)
+        return TY_OK;
+    job->step = strdup (step);
+    return job->step ? TY_OK : TY_ENOMEM;
+}
+
+/* ---- key/value lists ------------------------------------------------------------ */
+
+int
+ty_jobkvs_set (ty_jobkvs_t *self, const char *prefix, const char *key, const char *value)
+{
+    size_t plen = prefix ? strlen (prefix) + 1 : 0;
+    size_t klen = strlen (key);
+    char *full = malloc (plen + klen + 1);
+    char *val = strdup (value);
+    if (!full || !val) {
+        free (full);
+        free (val);
+        return TY_ENOMEM;
+    }
+    if (prefix)
+        snprintf (full, plen + 1, "%s.", prefix);
+    memcpy (full + plen, key, klen + 1);
+    /* Few keys per job (a parent's outputs and metrics): a scan is enough. */
+    for (size_t i = 0; i < self->n; i++)
+        if (!strcmp (self->v [i].key, full)) {
+            free (full);
+            free (self->v [i].value);
+            self->v [i].value = val;
+            return TY_OK;
+        }
+    if (self->n == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : 8;
+        ty_jobkv_t *v = realloc (self->v, cap * sizeof *v);
+        if (!v) {
+            free (full);
+            free (val);
+            return TY_ENOMEM;
+        }
+        self->v = v;
+        self->cap = cap;
+    }
+    self->v [self->n].key = full;
+    self->v [self->n].value = val;
+    self->n++;
+    return TY_OK;
+}
+
+void
+ty_jobkvs_clear (ty_jobkvs_t *self)
+{
+    for (size_t i = 0; i < self->n; i++) {
+        free (self->v [i].key);
+        free (self->v [i].value);
+    }
+    free (self->v);
+    self->v = NULL;
+    self->n = self->cap = 0;
+}
+
+int
+ty_jobkvs_view (const ty_jobkvs_t *self, Ty__Output ***items_out, Ty__Output **store_out)
+{
+    *items_out = NULL;
+    *store_out = NULL;
+    if (self->n == 0)
+        return TY_OK;
+    Ty__Output **items = calloc (self->n, sizeof *items);
+    Ty__Output *store = calloc (self->n, sizeof *store);
+    if (!items || !store) {
+        free (items);
+        free (store);
+        return TY_ENOMEM;
+    }
+    for (size_t i = 0; i < self->n; i++) {
+        ty__output__init (&store [i]);
+        store [i].key = self->v [i].key;
+        store [i].value = self->v [i].value;
+        items [i] = &store [i];
+    }
+    *items_out = items;
+    *store_out = store;
+    return TY_OK;
+}
+
+int
+ty_jobkvs_pack (const ty_jobkvs_t *self, uint8_t **pb_out, size_t *len_out)
+{
+    Ty__Output **items, *store;
+    if (ty_jobkvs_view (self, &items, &store) != TY_OK)
+        return TY_ENOMEM;
+    Ty__Outputs outs = TY__OUTPUTS__INIT;
+    outs.items = items;
+    outs.n_items = self->n;
+    size_t len = ty__outputs__get_packed_size (&outs);
+    uint8_t *pb = malloc (len ? len : 1);
+    if (pb)
+        ty__outputs__pack (&outs, pb);
+    free (items);
+    free (store);
+    if (!pb)
+        return TY_ENOMEM;
+    *pb_out = pb;
+    *len_out = len;
+    return TY_OK;
+}
+
+int
+ty_jobkvs_unpack_add (ty_jobkvs_t *self, const void *pb, size_t len)
+{
+    Ty__Outputs *outs = ty__outputs__unpack (NULL, len, pb);
+    if (!outs)
+        return TY_EPROTO;
+    int rc = TY_OK;
+    for (size_t i = 0; i < outs->n_items && rc == TY_OK; i++)
+        rc = ty_jobkvs_set (self, NULL, outs->items [i]->key, outs->items [i]->value);
+    ty__outputs__free_unpacked (outs, NULL);
+    return rc;
 }

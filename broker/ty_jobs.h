@@ -11,9 +11,24 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "ty_id.h"
+#include "job.pb-c.h"
 #include "ty_jobstate.h"
+#include "ty_resources.h"
 
 #define TY_JOBS_WORKER_MAX 64
+
+/* Key/value texts owned by a job record: a pipeline job's inputs (its
+ * parents' outputs and metrics, "step.key") and, while a step job runs,
+ * the latest value of each metric it reported (passed on when it succeeds). */
+typedef struct {
+    char *key;
+    char *value;
+} ty_jobkv_t;
+
+typedef struct {
+    ty_jobkv_t *v;
+    size_t n, cap;
+} ty_jobkvs_t;
 
 typedef struct {
     char     id [TY_ID_LEN + 1];
@@ -38,6 +53,11 @@ typedef struct {
     uint32_t timeout_ms;         /* 0: none (JobSpec.timeout_ms) */
     int64_t  timeout_at_ms;      /* monotonic, while RUNNING with a timeout */
     int      timed_out;          /* cancel sent because of the timeout */
+    /* Pipelines; all NULL/empty for a plain job, which costs nothing here. */
+    char    *step;               /* step name (SubmitItem.step), NULL if none */
+    ty_jobkvs_t inputs;          /* sent with every ASSIGN; Redis field "inputs" */
+    ty_jobkvs_t metrics;         /* step jobs: latest metrics, "%.17g" text */
+    ty_resources_t *needs;       /* JobSpec.resources, NULL if none */
 } ty_jobrec_t;
 
 typedef struct _ty_jobs_t ty_jobs_t;
@@ -63,5 +83,27 @@ void ty_jobs_each (ty_jobs_t *self, ty_jobs_fn *fn, void *arg);
 int  ty_jobrec_set_spec (ty_jobrec_t *job, const void *pb, size_t len);
 /* Adds a child id. TY_OK or TY_ENOMEM. */
 int  ty_jobrec_add_child (ty_jobrec_t *job, const char *child_id);
+/* The spec's resources (JobSpec.resources) as the job's needs; none: NULL.
+ * TY_OK, TY_EINVAL (an entry over the limits) or TY_ENOMEM. */
+int  ty_jobrec_set_needs (ty_jobrec_t *job, const Ty__JobSpec *spec);
+/* Copies the step name (NULL or "" = none). TY_OK or TY_ENOMEM. */
+int  ty_jobrec_set_step (ty_jobrec_t *job, const char *step);
+
+/* Sets key to value (both copied), replacing an earlier value of the key:
+ * a list holds each key once. prefix (may be NULL) is put before the key
+ * with a '.' ("train" + "model" -> "train.model"). TY_OK or TY_ENOMEM. */
+int  ty_jobkvs_set (ty_jobkvs_t *self, const char *prefix, const char *key,
+                    const char *value);
+void ty_jobkvs_clear (ty_jobkvs_t *self);
+/* Packs the list as a Ty__Outputs message into *pb_out (caller frees).
+ * TY_OK or TY_ENOMEM. */
+int  ty_jobkvs_pack (const ty_jobkvs_t *self, uint8_t **pb_out, size_t *len_out);
+/* Adds every item of a packed Ty__Outputs message. TY_OK, TY_EPROTO
+ * (undecodable) or TY_ENOMEM. */
+int  ty_jobkvs_unpack_add (ty_jobkvs_t *self, const void *pb, size_t len);
+/* A Ty__Output view of the list for a message being packed: *items_out
+ * (n pointers) and *store_out (n structs), both caller frees, both borrow
+ * the list's strings. NULL with n 0; TY_OK or TY_ENOMEM. */
+int  ty_jobkvs_view (const ty_jobkvs_t *self, Ty__Output ***items_out, Ty__Output **store_out);
 
 #endif

@@ -154,17 +154,67 @@ ty_broker_job_assign (ty_broker_t *self, ty_jobrec_t *job, ty_worker_t *w)
     as.attempt = job->attempt;
     as.spec.data = job->spec_pb;
     as.spec.len = job->spec_len;
+    Ty__Output **items = NULL, *store = NULL;
+    if (job->inputs.n) {
+        if (ty_jobkvs_view (&job->inputs, &items, &store) == TY_OK) {
+            as.inputs = items;
+            as.n_inputs = job->inputs.n;
+        }
+        else
+            ty_error ("job %s: its inputs could not be attached (out of memory)", job->id);
+    }
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.cmd_case = TY__ENVELOPE__CMD_ASSIGN;
     env.assign = &as;
     ty_broker_to_worker (self, w->id, &env);
+    free (items);
+    free (store);
     ty_broker_emit_state (self, job, "");
 }
 
-/* Ends one job; appends its children to walk (ids) when the walk cascades. */
+/* What a succeeded step job hands its children: its outputs and its
+ * latest metrics, keyed "<step>.<key>". TY_OK (empty for a job without a
+ * step) or TY_ENOMEM. */
+static int
+s_passed (const ty_jobrec_t *job, Ty__Output **outputs, size_t noutputs, ty_jobkvs_t *out)
+{
+    if (!job->step)
+        return TY_OK;
+    int rc = TY_OK;
+    for (size_t i = 0; i < noutputs && rc == TY_OK; i++)
+        rc = ty_jobkvs_set (out, job->step, outputs [i]->key, outputs [i]->value);
+    for (size_t i = 0; i < job->metrics.n && rc == TY_OK; i++)
+        rc = ty_jobkvs_set (out, job->step, job->metrics.v [i].key, job->metrics.v [i].value);
+    return rc;
+}
+
+/* Adds what a parent passed on to a child's inputs (memory) and records the
+ * child's whole input list (Redis field "inputs"). */
+static void
+s_pass_to (ty_broker_t *self, ty_jobrec_t *child, const ty_jobkvs_t *passed)
+{
+    int rc = TY_OK;
+    for (size_t i = 0; i < passed->n && rc == TY_OK; i++)
+        rc = ty_jobkvs_set (&child->inputs, NULL, passed->v [i].key, passed->v [i].value);
+    uint8_t *pb = NULL;
+    size_t len = 0;
+    if (rc == TY_OK)
+        rc = ty_jobkvs_pack (&child->inputs, &pb, &len);
+    if (rc != TY_OK) {
+        ty_error ("job %s: inputs from its parent lost (out of memory)", child->id);
+        return;
+    }
+    const char *f [] = { "inputs" };
+    const char *v [] = { (const char *) pb };
+    ty_state_hset (self->state, child->id, 1, f, v, &len);
+    free (pb);
+}
+
+/* Ends one job; appends its children to walk (ids) when the walk cascades.
+ * passed: what a succeeded step job hands its children (kept for this turn). */
 static void
 s_end_one (ty_broker_t *self, ty_jobrec_t *job, ty_jobstate_t state, const char *reason,
-           Ty__Output **outputs, size_t noutputs)
+           Ty__Output **outputs, size_t noutputs, const ty_jobkvs_t *passed)
 {
     char now [24], queue [48];
     snprintf (now, sizeof now, "%" PRId64, ty_clock_wall_ms ());
@@ -228,14 +278,22 @@ s_end_one (ty_broker_t *self, ty_jobrec_t *job, ty_jobstate_t state, const char 
     ty_state_srem (self->state, "active", job->id);
     s_event (self, job, reason);
     ty_broker_emit_state (self, job, reason);
-    ty_ended_t *e = malloc (sizeof *e);
+    uint8_t *pb = NULL;
+    size_t pb_len = 0;
+    if (passed && passed->n && ty_jobkvs_pack (passed, &pb, &pb_len) != TY_OK)
+        ty_error ("job %s: outputs for children submitted this turn lost", job->id);
+    ty_ended_t *e = malloc (sizeof *e + pb_len);
     if (e) {
         e->state = state;
-        snprintf (e->error, sizeof e->error, "%s", reason ? reason : "");
+        snprintf (e->error, sizeof e->error, "%.255s", reason ? reason : "");
+        e->passed_len = pb_len;
+        if (pb_len)
+            memcpy (e->passed, pb, pb_len);
         free (ty_hash_get (self->turn_ended, job->id));
         if (ty_hash_put (self->turn_ended, job->id, e) != TY_OK)
             free (e);
     }
+    free (pb);
     ty_info ("job %s %s%s%s", job->id, ty_jobstate_name (state),
              reason && *reason ? ": " : "", reason ? reason : "");
 }
@@ -250,14 +308,17 @@ ty_broker_job_finish (ty_broker_t *self, ty_jobrec_t *job, ty_jobstate_t state,
     s_todo *todo = NULL;
     size_t ntodo = 0, ctodo = 0;
 
-    s_end_one (self, job, state, reason, outputs, noutputs);
-    char now [24];
-    snprintf (now, sizeof now, "%" PRId64, ty_clock_wall_ms ());
+    ty_jobkvs_t passed = { 0 };
+    if (state == TY_JOB_SUCCEEDED && s_passed (job, outputs, noutputs, &passed) != TY_OK)
+        ty_error ("job %s: outputs for its children lost (out of memory)", job->id);
+    s_end_one (self, job, state, reason, outputs, noutputs, &passed);
     if (state == TY_JOB_SUCCEEDED) {
         for (size_t i = 0; i < job->nchildren; i++) {
             ty_jobrec_t *c = ty_jobs_find (self->jobs, job->children [i]);
             if (!c || c->state != TY_JOB_PENDING)
                 continue;
+            if (passed.n)
+                s_pass_to (self, c, &passed);
             if (c->waiting > 0)
                 c->waiting--;
             char waiting [16];
@@ -268,6 +329,7 @@ ty_broker_job_finish (ty_broker_t *self, ty_jobrec_t *job, ty_jobstate_t state,
             if (c->waiting == 0)
                 ty_broker_job_queue (self, c, "");
         }
+        ty_jobkvs_clear (&passed);
         ty_jobs_remove (self->jobs, job->id);
         return;
     }
@@ -292,7 +354,7 @@ ty_broker_job_finish (ty_broker_t *self, ty_jobrec_t *job, ty_jobstate_t state,
         ty_jobrec_t *c = ty_jobs_find (self->jobs, t.id);
         if (!c || c->state != TY_JOB_PENDING)
             continue;
-        s_end_one (self, c, TY_JOB_CANCELLED, t.why, NULL, 0);
+        s_end_one (self, c, TY_JOB_CANCELLED, t.why, NULL, 0, NULL);
         for (size_t i = 0; i < c->nchildren; i++) {
             if (ntodo == ctodo) {
                 ctodo = ctodo ? ctodo * 2 : 16;

@@ -16,7 +16,7 @@
 
 static const char *s_fields [] = {
     "state", "type", "priority", "attempt", "max_attempts", "worker", "score",
-    "parents", "waiting", "cancel_requested", "cancel_reason", "spec_pb"
+    "parents", "waiting", "cancel_requested", "cancel_reason", "spec_pb", "step", "inputs"
 };
 #define S_NFIELDS (sizeof s_fields / sizeof s_fields [0])
 
@@ -55,9 +55,20 @@ s_load_one (ty_broker_t *self, const char *id, redisReply *r, int64_t deadline,
         Ty__JobSpec *js = ty__job_spec__unpack (NULL, spec->len, (const uint8_t *) spec->str);
         if (js) {
             job->timeout_ms = js->timeout_ms;
+            if (ty_jobrec_set_needs (job, js) != TY_OK)
+                ty_warn ("job %s: its resources could not be read back", id);
             ty__job_spec__free_unpacked (js, NULL);
         }
     }
+    /* Pipelines: the step name and what parents already passed on. */
+    char step [TY_BROKER_STEP_MAX + 1];
+    if (ty_broker_rstr (r, 12, step, sizeof step) == 0 && step [0]
+    &&  ty_jobrec_set_step (job, step) != TY_OK)
+        ty_warn ("job %s: its step name could not be kept", id);
+    redisReply *inputs = r->element [13];
+    if (inputs->type == REDIS_REPLY_STRING && inputs->len
+    &&  ty_jobkvs_unpack_add (&job->inputs, inputs->str, inputs->len) != TY_OK)
+        ty_warn ("job %s: its inputs could not be read back", id);
     if (job->state == TY_JOB_QUEUED) {
         ty_queues_push (self->queues, job->type, job->id, job->score);
         counts [0]++;
@@ -95,6 +106,36 @@ s_link_children (ty_broker_t *self, redisReply **replies, redisReply *ids)
                 ty_jobrec_add_child (parent, job->id);
         }
     }
+}
+
+/* A RUNNING step job's metrics so far are passed to its children when it
+ * succeeds; the ones it reported before the restart are in its hash
+ * (metric.<key>). Few jobs run at once: one HGETALL each. TY_OK or TY_ESTORE. */
+static int
+s_step_metrics (ty_broker_t *self, redisReply *ids)
+{
+    ty_argv_t *a = &self->scratch;
+    char key [128];
+    for (size_t i = 0; i < ids->elements; i++) {
+        ty_jobrec_t *job = ty_jobs_find (self->jobs, ids->element [i]->str);
+        if (!job || !job->step || job->state != TY_JOB_RUNNING)
+            continue;
+        ty_argv_reset (a);
+        snprintf (key, sizeof key, "%sjob:%s", self->prefix, job->id);
+        ty_argv_str (a, "HGETALL");
+        ty_argv_str (a, key);
+        redisReply *r = ty_redis_command (self->redis, a);
+        if (!r)
+            return TY_ESTORE;
+        for (size_t k = 0; r->type == REDIS_REPLY_ARRAY && k + 1 < r->elements; k += 2) {
+            const char *f = r->element [k]->str, *v = r->element [k + 1]->str;
+            if (f && v && !strncmp (f, "metric.", 7)
+            &&  ty_jobkvs_set (&job->metrics, NULL, f + 7, v) != TY_OK)
+                ty_warn ("job %s: metric %s not kept (out of memory)", job->id, f + 7);
+        }
+        freeReplyObject (r);
+    }
+    return TY_OK;
 }
 
 int
@@ -158,6 +199,8 @@ ty_broker_recover (ty_broker_t *self)
     }
     if (rc == TY_OK)
         s_link_children (self, replies, ids);
+    if (rc == TY_OK)
+        rc = s_step_metrics (self, ids);
     for (size_t i = 0; i < ids->elements; i++)
         if (replies [i])
             freeReplyObject (replies [i]);

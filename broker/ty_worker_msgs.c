@@ -113,12 +113,38 @@ s_on_ready (ty_broker_t *self, ty_wire_msg_t *msg, const char *wid)
         s_error_to (self, wid, TY_EINVAL, "READY: capacity must be 1..1024");
         return;
     }
+    ty_resources_t *res = NULL;
+    if (r->n_resources) {
+        res = ty_resources_new ();
+        int rc = res ? TY_OK : TY_ENOMEM;
+        const char *bad = NULL;
+        if (r->n_resources > TY_RESOURCES_MAX)
+            bad = "READY: over 32 resources";
+        for (size_t i = 0; i < r->n_resources && rc == TY_OK && !bad; i++) {
+            bad = ty_resources_check (r->resources [i]->key, r->resources [i]->value);
+            if (!bad)
+                rc = ty_resources_add (res, r->resources [i]->key, r->resources [i]->value);
+        }
+        if (bad || rc != TY_OK) {
+            ty_resources_destroy (&res);
+            char text [160];
+            snprintf (text, sizeof text, "READY: %s", bad ? bad : "broker out of memory");
+            s_error_to (self, wid, bad ? TY_EINVAL : TY_ENOMEM, text);
+            return;
+        }
+    }
     ty_worker_t *old = ty_workers_find (self->workers, wid);
     if (old && strcmp (old->type, r->type))
         ty_broker_worker_lost (self, old, "re-registered with another type", 1);
     ty_worker_t *w = ty_workers_require (self->workers, wid, r->capacity);
-    if (!w)
+    if (!w) {
+        ty_resources_destroy (&res);
         return;
+    }
+    ty_resources_destroy (&w->resources);
+    w->resources = res;
+    /* A new worker (or new resources) may take jobs that none could. */
+    ty_queues_unpark (self->queues);
     snprintf (w->type, sizeof w->type, "%s", r->type);
     snprintf (w->host, sizeof w->host, "%s", r->host);
     w->pid = r->pid;
@@ -205,6 +231,40 @@ s_result_unexpected (ty_broker_t *self, const char *wid, const Ty__Result *res)
     s_ack (self, wid, res->job_id, res->attempt, !done);
 }
 
+/* A step job's latest metrics, passed on to its children when it succeeds. */
+static void
+s_keep_metrics (ty_jobrec_t *job, Ty__Metric **metrics, size_t n)
+{
+    for (size_t i = 0; i < n && i < TY_BROKER_METRICS_MAX; i++) {
+        char v [40];
+        snprintf (v, sizeof v, "%.17g", metrics [i]->value);
+        if (ty_jobkvs_set (&job->metrics, NULL, metrics [i]->key, v) != TY_OK)
+            ty_warn ("job %s: metric %s not kept (out of memory)", job->id, metrics [i]->key);
+    }
+}
+
+/* The result's metrics: the job hash's metric.<key> (their latest value, as
+ * progress metrics are), and a step job's metrics for its children. */
+static void
+s_result_metrics (ty_broker_t *self, ty_jobrec_t *job, const Ty__Result *res)
+{
+    if (res->n_metrics == 0)
+        return;
+    if (job->step)
+        s_keep_metrics (job, res->metrics, res->n_metrics);
+    ty_argv_t *a = ty_state_raw (self->state);
+    char key [128];
+    snprintf (key, sizeof key, "%sjob:%s", self->prefix, job->id);
+    ty_argv_str (a, "HSET");
+    ty_argv_str (a, key);
+    for (size_t i = 0; i < res->n_metrics && i < TY_BROKER_METRICS_MAX; i++) {
+        char field [160];
+        snprintf (field, sizeof field, "metric.%s", res->metrics [i]->key);
+        ty_argv_str (a, field);
+        ty_argv_dbl (a, res->metrics [i]->value);
+    }
+}
+
 static void
 s_on_result (ty_broker_t *self, ty_wire_msg_t *msg, const char *wid)
 {
@@ -255,6 +315,8 @@ s_on_result (ty_broker_t *self, ty_wire_msg_t *msg, const char *wid)
             outs = all;
         }
     }
+    if (state == TY_JOB_SUCCEEDED)
+        s_result_metrics (self, job, res);
     ty_broker_job_finish (self, job, state, reason, outs, nouts);
     free (all);
     s_ack (self, wid, res->job_id, res->attempt, 0);
@@ -293,6 +355,8 @@ s_on_progress (ty_broker_t *self, ty_wire_msg_t *msg, const char *wid, ty_worker
         return;
     }
     Ty__Progress *p = msg->env->progress;
+    if (job->step)
+        s_keep_metrics (job, p->metrics, p->n_metrics);
     char frac [32] = "", att [16];
     if (p->fraction >= 0 && p->fraction <= 1)
         snprintf (frac, sizeof frac, "%.6g", p->fraction);
@@ -304,7 +368,7 @@ s_on_progress (ty_broker_t *self, ty_wire_msg_t *msg, const char *wid, ty_worker
     if (*frac) { ty_argv_str (a, "progress"); ty_argv_str (a, frac); }
     ty_argv_str (a, "phase");   ty_argv_str (a, p->phase);
     ty_argv_str (a, "message"); ty_argv_str (a, p->message);
-    for (size_t i = 0; i < p->n_metrics && i < 64; i++) {
+    for (size_t i = 0; i < p->n_metrics && i < TY_BROKER_METRICS_MAX; i++) {
         char field [160];
         snprintf (field, sizeof field, "metric.%s", p->metrics [i]->key);
         ty_argv_str (a, field);
@@ -324,7 +388,7 @@ s_on_progress (ty_broker_t *self, ty_wire_msg_t *msg, const char *wid, ty_worker
         ty_argv_str (a, "*");
         ty_argv_str (a, "attempt");
         ty_argv_str (a, att);
-        for (size_t i = 0; i < p->n_metrics && i < 64; i++) {
+        for (size_t i = 0; i < p->n_metrics && i < TY_BROKER_METRICS_MAX; i++) {
             ty_argv_str (a, p->metrics [i]->key);
             ty_argv_dbl (a, p->metrics [i]->value);
         }
@@ -423,6 +487,20 @@ ty_broker_on_worker (ty_broker_t *self, ty_wire_msg_t *msg)
 
 /* ---- dispatch ------------------------------------------------------------------ */
 
+/* 1 if a worker of the job's type (busy or not) could take it. */
+static int
+s_anyone_fits (ty_broker_t *self, const ty_jobrec_t *job)
+{
+    size_t nw = ty_workers_count (self->workers);
+    for (size_t i = 0; i < nw; i++) {
+        ty_worker_t *w = ty_workers_at (self->workers, i);
+        if (!w->draining && !strcmp (w->type, job->type)
+        &&  ty_resources_fit (job->needs, w->resources))
+            return 1;
+    }
+    return 0;
+}
+
 void
 ty_broker_dispatch (ty_broker_t *self)
 {
@@ -430,10 +508,10 @@ ty_broker_dispatch (ty_broker_t *self)
         return;
     size_t nw = ty_workers_count (self->workers);
     /* Round-robin one job per worker per round, so load spreads evenly. */
-    int progress = 1;
-    while (progress) {
+    int progress = 1, stop = 0;
+    while (progress && !stop) {
         progress = 0;
-        for (size_t i = 0; i < nw; i++) {
+        for (size_t i = 0; i < nw && !stop; i++) {
             ty_worker_t *w = ty_workers_at (self->workers, i);
             if (w->draining || w->njobs >= w->capacity)
                 continue;
@@ -444,6 +522,19 @@ ty_broker_dispatch (ty_broker_t *self)
                 job = ty_jobs_find (self->jobs, id);
                 if (job && job->state != TY_JOB_QUEUED)
                     job = NULL;
+                /* The common path (no resources) stops at this one test. */
+                if (job && job->needs && !ty_resources_fit (job->needs, w->resources)) {
+                    int rc = s_anyone_fits (self, job)
+                           ? ty_queues_hold (self->queues, job->type, job->id, job->score)
+                           : ty_queues_park (self->queues, job->type, job->id, job->score);
+                    if (rc != TY_OK) {
+                        ty_queues_push (self->queues, job->type, job->id, job->score);
+                        stop = 1;
+                    }
+                    job = NULL;
+                    if (stop)
+                        break;
+                }
             }
             if (!job)
                 continue;
@@ -451,4 +542,5 @@ ty_broker_dispatch (ty_broker_t *self)
             progress = 1;
         }
     }
+    ty_queues_unhold (self->queues);
 }

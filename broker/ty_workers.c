@@ -20,6 +20,7 @@ static void
 s_worker_free (ty_worker_t *w)
 {
     free (w->jobs);
+    ty_resources_destroy (&w->resources);
     free (w);
 }
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "ty_id.h"
+#include "ty_resources.h"
 
 #define TY_WORKER_ID_MAX   64
 #define TY_WORKER_CAP_MAX  1024   /* capacity a worker may declare */
@@ -24,6 +25,7 @@ typedef struct {
     int64_t  next_hb_ms;         /* when we heartbeat it next (monotonic) */
     size_t   njobs;              /* jobs held = busy slots */
     char   (*jobs) [TY_ID_LEN + 1];
+    ty_resources_t *resources;   /* declared in READY (owned); NULL = none */
 } ty_worker_t;
 
 typedef struct _ty_workers_t ty_workers_t;

@@ -11,6 +11,8 @@
 #include "ty_error.h"
 #include "ty_id.h"
 #include "ty_log.h"
+#include "ty_subst.h"
+#include "ty_when.h"
 #include "ty_wire.h"
 #include <errno.h>
 #include <pthread.h>
@@ -26,8 +28,9 @@
 #define S_PIPE_EP       "inproc://ty-runtime-jobs"
 #define S_LIVENESS      3       /* heartbeats missed = broker dead */
 #define S_METRICS_MAX   64      /* distinct metric keys per job */
-#define S_OUTPUTS_MAX   64
+#define S_OUTPUTS_MAX   TY_RUNTIME_OUTPUTS_MAX
 #define S_ACK_WAIT_MS   2000    /* on exit: wait this long for result acks */
+#define S_WHEN_TRACE    256     /* a condition with its values, for the job's log */
 
 typedef enum { S_FREE = 0, S_RUNNING, S_DONE } s_slot_state;
 
@@ -42,6 +45,8 @@ struct _ty_job_t {
     char        id [TY_ID_LEN + 1];
     uint32_t    attempt;
     Ty__JobSpec *spec;
+    Ty__Output **inputs;            /* Assign.inputs, deep-copied; owned */
+    size_t      ninputs;
     pthread_t   thread;
     atomic_int  cancelled;
     atomic_int  finished;           /* the thread has sent its result */
@@ -102,6 +107,21 @@ s_job_send (ty_job_t *job, Ty__Envelope *env)
 }
 
 const Ty__JobSpec *ty_job_spec (ty_job_t *job)  { return job->spec; }
+
+const Ty__Output *const *
+ty_job_inputs (ty_job_t *job, size_t *n)
+{
+    if (n)
+        *n = job->ninputs;
+    return (const Ty__Output *const *) job->inputs;
+}
+
+const char *
+ty_job_input (ty_job_t *job, const char *key)
+{
+    return key ? ty_subst_lookup ((const Ty__Output *const *) job->inputs, job->ninputs,
+                                  key, strlen (key)) : NULL;
+}
 const char *ty_job_id (ty_job_t *job)           { return job->id; }
 unsigned ty_job_attempt (ty_job_t *job)         { return job->attempt; }
 
@@ -258,6 +278,49 @@ ty_job_fail (ty_job_t *job, const char *fmt, ...)
 }
 
 static void
+s_inputs_free (Ty__Output **inputs, size_t n)
+{
+    for (size_t i = 0; inputs && i < n; i++) {
+        free (inputs [i]->key);
+        free (inputs [i]->value);
+        free (inputs [i]);
+    }
+    free (inputs);
+}
+
+/* A deep copy of Assign.inputs: the ASSIGN message is freed as soon as the
+ * runtime thread has read it, the job thread reads the inputs later. */
+static int
+s_inputs_copy (Ty__Output *const *src, size_t n, Ty__Output ***out)
+{
+    *out = NULL;
+    if (n == 0)
+        return TY_OK;
+    Ty__Output **copy = calloc (n, sizeof *copy);
+    if (!copy)
+        return TY_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        copy [i] = malloc (sizeof *copy [i]);
+        if (copy [i]) {
+            ty__output__init (copy [i]);
+            copy [i]->key = strdup (src [i]->key ? src [i]->key : "");
+            copy [i]->value = strdup (src [i]->value ? src [i]->value : "");
+        }
+        if (!copy [i] || !copy [i]->key || !copy [i]->value) {
+            if (copy [i]) {
+                free (copy [i]->key);
+                free (copy [i]->value);
+                free (copy [i]);
+            }
+            s_inputs_free (copy, i);
+            return TY_ENOMEM;
+        }
+    }
+    *out = copy;
+    return TY_OK;
+}
+
+static void
 s_job_clear (ty_job_t *job)
 {
     for (size_t i = 0; i < job->nmetrics; i++)
@@ -268,6 +331,9 @@ s_job_clear (ty_job_t *job)
     }
     free (job->data);
     free (job->result);
+    s_inputs_free (job->inputs, job->ninputs);
+    job->inputs = NULL;
+    job->ninputs = 0;
     if (job->spec)
         ty__job_spec__free_unpacked (job->spec, NULL);
     job->spec = NULL;
@@ -321,11 +387,73 @@ s_slot_main (void *arg)
     return NULL;
 }
 
+/* Ends the job as SUCCEEDED without running it: outputs skipped=true and
+ * the reason. Returns 0 (the job is over). */
+static int
+s_job_skip (ty_job_t *job, ty_job_rc_t *rc, const char *reason)
+{
+    ty_job_output (job, "skipped", "true");
+    ty_job_output (job, "reason", reason);
+    ty_job_progress (job, 1, "skipped", "%s", reason);
+    *rc = TY_JOB_OK;
+    return 0;
+}
+
+/* The pipeline step before the job code: ${step.key} references of the
+ * spec replaced by the inputs, then the `when` condition; a job with a
+ * skipped parent is skipped without either. Returns 1 to run
+ * the job function; 0 when the job is over already (*rc: skipped, or failed
+ * with the reason in job->error). */
+static int
+s_job_prepare (ty_job_t *job, ty_job_rc_t *rc)
+{
+    const Ty__Output *const *in = (const Ty__Output *const *) job->inputs;
+    char err [TY_SUBST_ERR_MAX];
+    char reason [TY_SUBST_ERR_MAX];
+    /* A skipped parent skips its children too: a step after `convert` that
+       did not run must not run on what convert would have made (nor fail on
+       references to outputs it never had). */
+    for (size_t i = 0; i < job->ninputs; i++) {
+        const char *key = in [i]->key, *dot = strrchr (key, '.');
+        if (dot && !strcmp (dot + 1, "skipped") && !strcmp (in [i]->value, "true")) {
+            snprintf (reason, sizeof reason, "parent %.*s was skipped", (int) (dot - key), key);
+            return s_job_skip (job, rc, reason);
+        }
+    }
+    /* The condition is evaluated from its own text, not substituted with the
+       rest: a value with spaces or operators ("gate FAIL") must stay one
+       operand. The job code never reads `when`, so it keeps its text. */
+    char *when = job->spec->when;
+    job->spec->when = (char *) protobuf_c_empty_string;
+    int src = ty_subst_message (&job->spec->base, in, job->ninputs, err, sizeof err);
+    job->spec->when = when;
+    if (src != TY_OK) {
+        *rc = ty_job_fail (job, "%s", err);
+        return 0;
+    }
+    if (!when || !*when)
+        return 1;
+    int truth = 0;
+    char trace [S_WHEN_TRACE];
+    if (ty_when_eval (when, in, job->ninputs, &truth, trace, sizeof trace,
+                      err, sizeof err) != TY_OK) {
+        *rc = ty_job_fail (job, "when: %s", err);
+        return 0;
+    }
+    ty_job_log (job, "when: %s -> %s (%s)", when, truth ? "true" : "false", trace);
+    if (truth)
+        return 1;
+    snprintf (reason, sizeof reason, "when: %s was false", when);
+    return s_job_skip (job, rc, reason);
+}
+
 static void
 s_job_run (ty_job_t *job)
 {
     ty_runtime_t *rt = job->rt;
-    ty_job_rc_t rc = rt->opts.fn (job, rt->opts.arg);
+    ty_job_rc_t rc = TY_JOB_OK;
+    if (s_job_prepare (job, &rc))
+        rc = rt->opts.fn (job, rt->opts.arg);
     if (job->progress_pending)
         s_progress_flush (job);
 
@@ -412,12 +540,38 @@ s_send_ready (ty_runtime_t *self)
     r.heartbeat_ms = (uint32_t) self->opts.heartbeat_ms;
     r.n_held = s_held (self, hv, hp);
     r.held = hp;
+    size_t nres = self->opts.nresources;
+    Ty__Ready__ResourcesEntry *rv = nres ? calloc (nres, sizeof *rv) : NULL;
+    Ty__Ready__ResourcesEntry **rp = nres ? calloc (nres, sizeof *rp) : NULL;
+    char (*keys) [TY_RUNTIME_RESOURCE_KEY_MAX + 1] = nres ? calloc (nres, sizeof *keys) : NULL;
+    if (nres && (!rv || !rp || !keys)) {
+        free (rv); free (rp); free (keys); free (hv); free (hp);
+        return;
+    }
+    for (size_t i = 0; i < nres; i++) {
+        /* "key=value", checked by whoever built opts (ty_worker_main) */
+        const char *kv = self->opts.resources [i];
+        const char *eq = strchr (kv, '=');
+        size_t klen = eq ? (size_t) (eq - kv) : strlen (kv);
+        if (klen > TY_RUNTIME_RESOURCE_KEY_MAX)
+            klen = TY_RUNTIME_RESOURCE_KEY_MAX;
+        memcpy (keys [i], kv, klen);
+        ty__ready__resources_entry__init (&rv [i]);
+        rv [i].key = keys [i];
+        rv [i].value = (char *) (eq ? eq + 1 : "");
+        rp [i] = &rv [i];
+    }
+    r.resources = rp;
+    r.n_resources = nres;
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.cmd_case = TY__ENVELOPE__CMD_READY;
     env.ready = &r;
     int rc = s_send (self, &env);
     if (rc != TY_OK)
         ty_debug ("READY not sent: %s", ty_strerror (rc));
+    free (rv);
+    free (rp);
+    free (keys);
     free (hv);
     free (hp);
     /* Results not yet acknowledged go again: the new broker needs them. */
@@ -527,7 +681,16 @@ s_on_assign (ty_runtime_t *self, Ty__Assign *as)
         s_send (self, &env);
         return;
     }
+    Ty__Output **inputs = NULL;
+    if (s_inputs_copy (as->inputs, as->n_inputs, &inputs) != TY_OK) {
+        /* Refused: the broker gives the job to this or another worker again. */
+        ty__job_spec__free_unpacked (spec, NULL);
+        s_send_accept (self, as->job_id, as->attempt, 1);
+        return;
+    }
     s_job_clear (job);
+    job->inputs = inputs;
+    job->ninputs = as->n_inputs;
     snprintf (job->id, sizeof job->id, "%s", as->job_id);
     job->attempt = as->attempt;
     job->spec = spec;

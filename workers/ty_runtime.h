@@ -37,12 +37,20 @@ typedef struct {
     int         heartbeat_ms;  /* default TY_RUNTIME_HEARTBEAT_MS */
     int         drain_ms;      /* on stop, wait this long for running jobs (default 10000) */
     const char *worker_id;     /* NULL: host-pid-random */
+    /* What this worker offers, "key=value" each (threads=2, memory_mb=4000,
+     * pool=gpu): the broker gives it only jobs whose JobSpec.resources it
+     * meets. Borrowed for the runtime's life. */
+    const char *const *resources;
+    size_t      nresources;
     ty_job_fn  *fn;
     void       *arg;
 } ty_runtime_opts_t;
 
 #define TY_RUNTIME_HEARTBEAT_MS 1000   /* 3 missed = dead, both ways */
+#define TY_RUNTIME_RESOURCE_KEY_MAX 64  /* = the broker's limit on a resource key */
 #define TY_RUNTIME_PROGRESS_MS  200    /* progress messages at most this often per job */
+#define TY_RUNTIME_OUTPUTS_MAX  256    /* outputs per job; more are dropped (an aggregate
+                                          step writes mean, std and n per metric) */
 
 ty_runtime_t *ty_runtime_new (const ty_runtime_opts_t *opts);
 void ty_runtime_destroy (ty_runtime_t **self_p);
@@ -54,8 +62,28 @@ void ty_runtime_stop (ty_runtime_t *self);
 /* Route SIGTERM and SIGINT to ty_runtime_stop(self). */
 void ty_runtime_handle_signals (ty_runtime_t *self);
 
+/* ---- pipeline steps --------------------------------------------------------
+ * Before the job function runs, the runtime replaces every ${step.key} in
+ * every string field of the spec (map values and sub-messages included;
+ * `$${` is a literal `${`) by the job's input of that key (workers/ty_subst.h),
+ * then evaluates spec.when (workers/ty_when.h). An unknown key or a malformed
+ * condition fails the job with the reason ("unresolved reference ${x.y}
+ * (inputs: ...)"); a false condition ends the job SUCCEEDED with outputs
+ * skipped=true and reason="when: <condition> was false", and the job
+ * function is not called. A spec without references and without `when`
+ * reaches the job function exactly as submitted. */
+
 /* ---- for job code (called on the job's thread) -------------------------- */
+/* The spec, references already substituted. Borrowed until the job function returns. */
 const Ty__JobSpec *ty_job_spec (ty_job_t *job);
+/* The job's inputs (Assign.inputs): the outputs and metrics of its parents
+ * that are pipeline steps, keyed "<parent step>.<key>" (e.g.
+ * "train[fold=2].model", "evaluate.accuracy"; metrics as "%.17g" text), in
+ * the broker's order. *n (may be NULL) gets the count. Borrowed until the
+ * job function returns; NULL when there are none. */
+const Ty__Output *const *ty_job_inputs (ty_job_t *job, size_t *n);
+/* The value of one input, or NULL. Borrowed as above. */
+const char *ty_job_input (ty_job_t *job, const char *key);
 const char *ty_job_id (ty_job_t *job);
 unsigned    ty_job_attempt (ty_job_t *job);
 /* 1 once the broker asked to cancel or the worker is shutting down hard. */

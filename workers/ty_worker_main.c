@@ -14,6 +14,7 @@
 enum {
     S_OPT_BROKER = 1, S_OPT_CAPACITY, S_OPT_HEARTBEAT, S_OPT_ID, S_OPT_DRAIN,
     S_OPT_LOG_LEVEL, S_OPT_LOG_FILE, S_OPT_DATA, S_OPT_THREADS, S_OPT_EXEC_LOG,
+    S_OPT_RESOURCE,
     S_OPT_HELP = 'h'
 };
 #define S_OPTS_MAX 64
@@ -35,7 +36,9 @@ s_usage (FILE *out, const ty_worker_def_t *def)
 "  --capacity N       jobs at once (default 1)\n"
 "  --heartbeat-ms N   heartbeat interval (default 1000)\n"
 "  --id ID            worker id (default type-host-pid-random)\n"
-"  --drain-ms N       on SIGTERM, wait this long for running jobs (default 10000)\n");
+"  --drain-ms N       on SIGTERM, wait this long for running jobs (default 10000)\n"
+"  --resource K=V     what this worker offers, matched against a job's resources\n"
+"                     (repeatable; default threads=<cores> memory_mb=<RAM>)\n");
     if (def->flags & TY_WORKER_EXEC_LOG)
         fprintf (out,
 "  --exec-log FILE    append '<job id> <attempt>' for each completed execution\n");
@@ -45,6 +48,66 @@ s_usage (FILE *out, const ty_worker_def_t *def)
     if (def->options_help)
         fputs (def->options_help, out);
     fprintf (out, "  -h, --help         this text\n");
+}
+
+/* ---- resources: "key=value" a worker offers (READY) ----------------------- */
+
+typedef struct {
+    char   text [TY_WORKER_RESOURCES_MAX][TY_WORKER_RESOURCE_LEN];
+    char  *ptr [TY_WORKER_RESOURCES_MAX];
+    size_t n;
+} s_resources_t;
+
+static int
+s_resource_has (const s_resources_t *res, const char *key)
+{
+    size_t klen = strlen (key);
+    for (size_t i = 0; i < res->n; i++)
+        if (!strncmp (res->text [i], key, klen) && res->text [i][klen] == '=')
+            return 1;
+    return 0;
+}
+
+static int
+s_resource_add (s_resources_t *res, const char *prog, const char *kv)
+{
+    const char *eq = strchr (kv, '=');
+    size_t klen = eq ? (size_t) (eq - kv) : 0;
+    if (!eq || klen == 0 || klen > TY_RUNTIME_RESOURCE_KEY_MAX
+    ||  strlen (kv) >= TY_WORKER_RESOURCE_LEN) {
+        fprintf (stderr, "%s: --resource '%s': KEY=VALUE, a key of 1 to %d bytes, "
+                 "at most %d bytes in all\n", prog, kv, TY_RUNTIME_RESOURCE_KEY_MAX,
+                 TY_WORKER_RESOURCE_LEN - 1);
+        return 2;
+    }
+    if (res->n == TY_WORKER_RESOURCES_MAX) {
+        fprintf (stderr, "%s: more than %d --resource flags\n", prog, TY_WORKER_RESOURCES_MAX);
+        return 2;
+    }
+    snprintf (res->text [res->n], TY_WORKER_RESOURCE_LEN, "%s", kv);
+    res->ptr [res->n] = res->text [res->n];
+    res->n++;
+    return 0;
+}
+
+/* threads and memory_mb unless given: what the machine has, so a job asking
+ * for threads=2 runs on any worker of a 2-core machine by default. */
+static int
+s_resource_defaults (s_resources_t *res, const char *prog)
+{
+    char kv [TY_WORKER_RESOURCE_LEN];
+    long cores = sysconf (_SC_NPROCESSORS_ONLN);
+    long pages = sysconf (_SC_PHYS_PAGES), page = sysconf (_SC_PAGESIZE);
+    int rc = 0;
+    if (!s_resource_has (res, "threads") && cores > 0) {
+        snprintf (kv, sizeof kv, "threads=%ld", cores);
+        rc = s_resource_add (res, prog, kv);
+    }
+    if (rc == 0 && !s_resource_has (res, "memory_mb") && pages > 0 && page > 0) {
+        snprintf (kv, sizeof kv, "memory_mb=%lld", (long long) pages * page / (1024 * 1024));
+        rc = s_resource_add (res, prog, kv);
+    }
+    return rc;
 }
 
 int
@@ -93,6 +156,7 @@ ty_worker_main (int argc, char **argv, const ty_worker_def_t *def)
         { "drain-ms",     required_argument, 0, S_OPT_DRAIN },
         { "log-level",    required_argument, 0, S_OPT_LOG_LEVEL },
         { "log-file",     required_argument, 0, S_OPT_LOG_FILE },
+        { "resource",     required_argument, 0, S_OPT_RESOURCE },
         { "help",         no_argument,       0, S_OPT_HELP },
     };
     struct option longopts [S_OPTS_MAX];
@@ -117,6 +181,7 @@ ty_worker_main (int argc, char **argv, const ty_worker_def_t *def)
     ty_worker_args_t args = { .data_dir = env && *env ? env : TY_WORKER_DATA_DEFAULT,
                               .threads = 1, .exec_log_fd = -1 };
     const char *log_file = NULL;
+    s_resources_t res = { .n = 0 };
     int level = TY_LOG_INFO, c, rc = 0;
     long v;
     while (rc == 0 && (c = getopt_long (argc, argv, "h", longopts, NULL)) != -1) {
@@ -169,6 +234,7 @@ ty_worker_main (int argc, char **argv, const ty_worker_def_t *def)
             }
             break;
         case S_OPT_LOG_FILE:  log_file = optarg; break;
+        case S_OPT_RESOURCE:  rc = s_resource_add (&res, prog, optarg); break;
         case S_OPT_HELP:      s_usage (stdout, def); rc = -1; break;
         default:
             if (c >= TY_WORKER_OPT_USER && def->on_option)
@@ -209,6 +275,10 @@ ty_worker_main (int argc, char **argv, const ty_worker_def_t *def)
     }
     if (rc == 0 && def->on_start)
         rc = def->on_start (def->ctx, &args);
+    if (rc == 0)
+        rc = s_resource_defaults (&res, prog);
+    opts.resources = (const char *const *) res.ptr;
+    opts.nresources = res.n;
     if (rc == 0) {
         ty_runtime_t *rt = ty_runtime_new (&opts);
         if (!rt) {

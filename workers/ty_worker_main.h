@@ -1,7 +1,8 @@
 /*  ty_worker_main: the main() every trainyard worker executable shares.
  *
  *  It parses the flags all workers have (--broker, --capacity,
- *  --heartbeat-ms, --id, --drain-ms, --log-level, --log-file, --help) and
+ *  --heartbeat-ms, --id, --drain-ms, --resource, --log-level, --log-file,
+ *  --help) and
  *  those a worker asks for (--data, --threads, --exec-log), plus the
  *  worker's own through a callback; sets up logging; creates the data
  *  directory; runs the runtime until SIGTERM/SIGINT. Each worker's main.c
@@ -15,6 +16,8 @@
 #define TY_WORKER_DATA_ENV      "TRAINYARD_DATA"
 #define TY_WORKER_DATA_DEFAULT  "./.trainyard/data"   /* `trainyard up` passes <state>/data */
 #define TY_WORKER_THREADS_MAX   256
+#define TY_WORKER_RESOURCES_MAX 32     /* --resource flags (= the broker's limit) */
+#define TY_WORKER_RESOURCE_LEN  196    /* bytes of one "key=value", with the NUL */
 #define TY_WORKER_OPT_USER      1000   /* first `val` free for a worker's own options */
 
 /* Flags a worker asks for. */

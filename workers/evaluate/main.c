@@ -99,6 +99,7 @@ s_outputs (ty_job_t *job, const cJSON *doc, const char *path)
         { "hit_rate",        "ranking.hit_rate" },
         { "ndcg",            "ranking.ndcg" },
         { "n_samples",       "n_samples" },
+        { "fold",            "dataset.fold" },      /* k-fold only */
         { "p50_ms",          "latency.single.p50_ms" },
         { "p95_ms",          "latency.single.p95_ms" },
         { "p99_ms",          "latency.single.p99_ms" },

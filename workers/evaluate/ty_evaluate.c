@@ -74,6 +74,8 @@ typedef struct {
     /* the data */
     ty_dataset_t   *ds;
     ty_split_t      split;
+    int             has_fold;       /* k-fold: params.fold was given */
+    ty_batch_folds_t folds;         /* which samples of the split (ALL without fold) */
     ty_batch_set_t *set;
     size_t          n;              /* samples evaluated */
     /* scratch for predictions */
@@ -240,15 +242,27 @@ s_parse_spec (s_eval_t *e)
             rc = s_param_size (e, k, v, 0, SIZE_MAX >> 8, &e->fit_check);
         else if (!strcmp (k, "max_confusions"))
             rc = s_param_size (e, k, v, 0, 1000, &e->max_confusions);
+        else if (!strcmp (k, "fold")) {
+            /* the upper bound is the dataset's fold count, checked once it is open */
+            rc = s_param_size (e, k, v, 0, INT32_MAX, &z);
+            e->has_fold = 1;
+            e->folds.mode = TY_BATCH_FOLDS_ONLY;
+            e->folds.fold = (uint32_t) z;
+        }
         else
             rc = s_fail (e, TY_EINVAL, "params: unknown key '%s' (known: threads, "
-                         "label_threshold, warmup, fit_check_samples, max_confusions)", k);
+                         "label_threshold, warmup, fit_check_samples, max_confusions, fold)", k);
         if (rc != TY_OK)
             return rc;
     }
-    const char *split = spec->split && *spec->split ? spec->split : "test";
+    /* k-fold: folds are numbers of the train split's samples */
+    const char *split = spec->split && *spec->split ? spec->split
+                      : e->has_fold ? "train" : "test";
     if (ty_split_parse (split, &e->split) != TY_OK)
         return s_fail (e, TY_EINVAL, "split '%s': train, val, test or calib", split);
+    if (e->has_fold && e->split != TY_SPLIT_TRAIN)
+        return s_fail (e, TY_EINVAL, "params: fold %u evaluates samples of the train split; "
+                       "split '%s' cannot be combined with it", e->folds.fold, split);
     return TY_OK;
 }
 
@@ -487,6 +501,11 @@ s_task_needs (ty_batch_task_t t)
 static int
 s_encode (s_eval_t *e)
 {
+    if (e->has_fold) {
+        char msg [TY_BATCH_ERR_LEN];
+        if (ty_batch_folds_check (e->ds, "fold", e->folds.fold, msg, sizeof msg) != TY_OK)
+            return s_fail (e, TY_EINVAL, "%s", msg);
+    }
     uint64_t count = ty_dataset_count (e->ds, e->split);
     if (count == 0)
         return s_fail (e, TY_EINVAL, "the %s split of dataset %s@%llu is empty: nothing to "
@@ -498,7 +517,8 @@ s_encode (s_eval_t *e)
     if (rc != TY_OK)
         return rc;
     char msg [TY_BATCH_ERR_LEN];
-    rc = ty_batch_set_new (e->feat, e->ds, e->split, 0, &e->set, msg, sizeof msg);
+    rc = ty_batch_set_new_folds (e->feat, e->ds, e->split, &e->folds, 0, &e->set, msg,
+                                 sizeof msg);
     if (rc != TY_OK)
         return s_fail (e, rc, "dataset %s@%llu does not fit model %s@%llu (%s, %s): %s",
                        ty_dataset_name (e->ds), (unsigned long long) ty_dataset_version (e->ds),
@@ -506,6 +526,10 @@ s_encode (s_eval_t *e)
                        ty_torch_kind_name (ty_torch_params (e->model)->kind),
                        s_task_name (e->task), msg);
     e->n = ty_batch_set_count (e->set);
+    if (e->n == 0 && e->has_fold && ty_batch_set_skipped (e->set) == 0)
+        return s_fail (e, TY_EINVAL, "fold %u of the train split of dataset %s@%llu is empty: "
+                       "nothing to evaluate", e->folds.fold, ty_dataset_name (e->ds),
+                       (unsigned long long) ty_dataset_version (e->ds));
     if (e->n == 0)
         return s_fail (e, TY_EINVAL, "task mismatch: none of the %llu %s samples of dataset "
                        "%s@%llu fits model %s@%llu (%s): each needs %s",
@@ -1070,7 +1094,7 @@ s_baseline (s_eval_t *e, char *spec_out, size_t len, double *accuracy)
                      (unsigned long long) e->model_version, s_task_name (e->task));
         goto done;
     }
-    rc = ty_batch_set_new (feat, e->ds, e->split, 0, &set, msg, sizeof msg);
+    rc = ty_batch_set_new_folds (feat, e->ds, e->split, &e->folds, 0, &set, msg, sizeof msg);
     if (rc != TY_OK) {
         rc = s_fail (e, rc, "baseline %s: %s", spec_out, msg);
         goto done;
@@ -1285,6 +1309,11 @@ s_document (s_eval_t *e, const s_result_t *r, const ty_latency_bench_t *bench,
     ok = ok && ds && cJSON_AddStringToObject (ds, "name", ty_dataset_name (e->ds))
          && cJSON_AddNumberToObject (ds, "version", (double) ty_dataset_version (e->ds))
          && cJSON_AddStringToObject (ds, "split", ty_split_name (e->split))
+         && (!e->has_fold
+             || (cJSON_AddNumberToObject (ds, "fold", e->folds.fold)
+                 && cJSON_AddNumberToObject (ds, "folds", ty_dataset_meta (e->ds)->folds)
+                 && cJSON_AddNumberToObject (ds, "folded_out",
+                                             (double) ty_batch_set_folded_out (e->set))))
          && cJSON_AddStringToObject (ds, "content_hash",
                                      ty_dataset_meta (e->ds)->content_hash
                                      ? ty_dataset_meta (e->ds)->content_hash : "");

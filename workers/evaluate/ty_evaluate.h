@@ -23,6 +23,10 @@
  *    fit_check_samples     at most this many train and val samples are predicted for
  *                          the overfitting gap (5000; 0 = skip that check)
  *    max_confusions        most common confusions kept in metrics.json (10)
+ *    fold                  k-fold: evaluate on the train split's samples of this fold
+ *                          (0 <= fold < the dataset's folds) instead of `split`, which
+ *                          must then be "" or "train"; metrics.json says dataset.split
+ *                          "train" with dataset.fold and dataset.folds (docs/kfold.md)
  *
  *  Thread rules: one run per thread; the libtorch thread count is
  *  process-wide (ty_torch.h).

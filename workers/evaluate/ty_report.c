@@ -358,8 +358,13 @@ ty_report_summary (const cJSON *doc, char *buf, size_t len)
     char gate [32] = "";
     if (verdict)
         snprintf (gate, sizeof gate, "; gate %s", verdict);
-    snprintf (buf, len, "%s on %s %s (%.0f samples)%s; %s", head, ds, split ? split : "?",
-              ty_report_number (doc, "n_samples"), gate, rec ? rec : "no recommendation");
+    /* k-fold: the samples were one fold of the split, not all of it */
+    char fold [32] = "";
+    double f = ty_report_number (doc, "dataset.fold");
+    if (!isnan (f))
+        snprintf (fold, sizeof fold, " fold %.0f", f);
+    snprintf (buf, len, "%s on %s %s%s (%.0f samples)%s; %s", head, ds, split ? split : "?",
+              fold, ty_report_number (doc, "n_samples"), gate, rec ? rec : "no recommendation");
     return buf;
 }
 
@@ -716,8 +721,11 @@ ty_report_print (FILE *out, const cJSON *doc, const ty_report_print_opts_t *opts
     const char *kind = ty_report_string (doc, "model.kind");
     const char *split = ty_report_string (doc, "dataset.split");
     fprintf (out, "Model    %s (%s, %s)\n", model, kind ? kind : "?", task);
-    fprintf (out, "Dataset  %s, split %s, %.0f samples", ds, split ? split : "?",
-             ty_report_number (doc, "n_samples"));
+    fprintf (out, "Dataset  %s, split %s", ds, split ? split : "?");
+    double fold = ty_report_number (doc, "dataset.fold");
+    if (!isnan (fold))
+        fprintf (out, " fold %.0f of %.0f", fold, ty_report_number (doc, "dataset.folds"));
+    fprintf (out, ", %.0f samples", ty_report_number (doc, "n_samples"));
     double skipped = ty_report_number (doc, "skipped");
     if (!isnan (skipped) && skipped > 0)
         fprintf (out, " (%.0f skipped)", skipped);

@@ -96,6 +96,16 @@ s_train (ty_job_t *job, void *arg)
     ty_job_output (job, "weights_digest", buf);
     snprintf (buf, sizeof buf, "%lld", (long long) res.param_count);
     ty_job_output (job, "parameters", buf);
+    if (res.holdout_fold >= 0) {
+        /* k-fold: which fold this branch held out, and how many samples it
+           trained and validated on (the fold's), for the aggregate step */
+        snprintf (buf, sizeof buf, "%d", res.holdout_fold);
+        ty_job_output (job, "holdout_fold", buf);
+        snprintf (buf, sizeof buf, "%llu", (unsigned long long) res.train_samples);
+        ty_job_output (job, "train_samples", buf);
+        snprintf (buf, sizeof buf, "%llu", (unsigned long long) res.val_samples);
+        ty_job_output (job, "val_samples", buf);
+    }
     /* The portable file (model.tym) beside the weights, for `trainyard
        predict` and devices; a kind the converter does not take yet (mlp on
        TF-IDF) keeps only model.pt. */

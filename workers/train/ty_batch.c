@@ -201,6 +201,36 @@ ty_batch_feat_label (const ty_batch_feat_t *self, int64_t id)
     return id >= 0 && (size_t) id < self->labels.n ? self->labels.v [id] : NULL;
 }
 
+/* =========================================================================
+ *  folds
+ * ========================================================================= */
+
+/* Whether a sample of fold `fold` is taken. Called only when a selection is
+ * on (mode != ALL): the normal path never tests folds. */
+static inline int
+s_fold_keep (const ty_batch_folds_t *sel, uint32_t fold)
+{
+    return sel->mode == TY_BATCH_FOLDS_ONLY ? fold == sel->fold : fold != sel->fold;
+}
+
+int
+ty_batch_folds_check (ty_dataset_t *ds, const char *param, int64_t fold, char *err,
+                      size_t errlen)
+{
+    /* ty_split writes 0 or 1 for "no folds": every sample is then fold 0 */
+    uint32_t k = ty_dataset_meta (ds)->folds;
+    if (k < 2)
+        return s_err (err, errlen, TY_EINVAL, "%s %lld: dataset %s@%llu has no folds (folds "
+                      "= %u; prepare it with folds: k >= 2 to cross-validate)", param,
+                      (long long) fold, ty_dataset_name (ds),
+                      (unsigned long long) ty_dataset_version (ds), k);
+    if (fold < 0 || fold >= (int64_t) k)
+        return s_err (err, errlen, TY_EINVAL, "%s %lld is out of range: dataset %s@%llu has "
+                      "%u folds (0..%u)", param, (long long) fold, ty_dataset_name (ds),
+                      (unsigned long long) ty_dataset_version (ds), k, k - 1);
+    return TY_OK;
+}
+
 /* The label map in the dataset's class id order (not sorted: an index is a
  * class id, and the evaluate worker compares it with the dataset's). */
 static int
@@ -241,7 +271,7 @@ s_kind_needs (ty_torch_kind_t kind)
 /* Checks one train sample against the kind; fixes input on the first. */
 static int
 s_fit_check (ty_batch_feat_t *self, ty_dataset_t *ds, const Ty__Sample *s, uint64_t index,
-             char *err, size_t errlen)
+             int first, char *err, size_t errlen)
 {
     const char *type = s_sample_type (s);
     const char *kind = ty_torch_kind_name (self->opts.kind);
@@ -251,7 +281,7 @@ s_fit_check (ty_batch_feat_t *self, ty_dataset_t *ds, const Ty__Sample *s, uint6
         ok = !strcmp (type, "text") || !strcmp (type, "empty");
         break;
     case TY_TORCH_MLP:
-        if (index == 0)
+        if (first)
             self->input = s->n_features ? TY_BATCH_INPUT_DENSE : TY_BATCH_INPUT_TFIDF;
         ok = self->input == TY_BATCH_INPUT_DENSE
            ? s->n_features > 0 && (!s->image || !s->image->pixels.len) && !s->interaction
@@ -265,7 +295,7 @@ s_fit_check (ty_batch_feat_t *self, ty_dataset_t *ds, const Ty__Sample *s, uint6
         break;
     }
     /* the first sample stands for the dataset; a later one is a stray */
-    if (!ok && index == 0)
+    if (!ok && first)
         return s_err (err, errlen, TY_EINVAL,
                       "wrong sample type: dataset %s@%llu holds %s samples (train sample %llu); "
                       "model %s needs %s", ty_dataset_name (ds),
@@ -299,6 +329,8 @@ s_fit_pass (ty_batch_feat_t *self, ty_dataset_t *ds, char *err, size_t errlen)
     ty_dataset_view_t views [S_READ_CHUNK];
     size_t n;
     int multi = 0, has_labels = 0, has_target = 0, same_dim = 1;
+    const ty_batch_folds_t *folds = &self->opts.fit_folds;
+    uint64_t taken = 0;
     int64_t *pos_users = NULL, *pos_items = NULL;
     size_t npos = 0, cap_u = 0, cap_i = 0;
     /* ncf: strings first, ids once the tables are sealed (second loop) */
@@ -312,7 +344,11 @@ s_fit_pass (ty_batch_feat_t *self, ty_dataset_t *ds, char *err, size_t errlen)
                        (unsigned long long) views [v].index);
                 break;
             }
-            rc = s_fit_check (self, ds, s, views [v].index, err, errlen);
+            if (folds->mode != TY_BATCH_FOLDS_ALL && !s_fold_keep (folds, s->fold)) {
+                ty__sample__free_unpacked (s, NULL);
+                continue;
+            }
+            rc = s_fit_check (self, ds, s, views [v].index, taken++ == 0, err, errlen);
             if (rc == TY_OK) {
                 if (s->n_labels > 1)
                     multi = 1;
@@ -385,6 +421,10 @@ s_fit_pass (ty_batch_feat_t *self, ty_dataset_t *ds, char *err, size_t errlen)
                 rc = ty_dataset_view_unpack (&views [v], &s);
                 if (rc != TY_OK)
                     break;
+                if (folds->mode != TY_BATCH_FOLDS_ALL && !s_fold_keep (folds, s->fold)) {
+                    ty__sample__free_unpacked (s, NULL);
+                    continue;
+                }
                 int64_t u = s_strtab_find (&self->users, s->interaction->user);
                 int64_t i = s_strtab_find (&self->items, s->interaction->item);
                 if (s_reserve ((void **) &pos_users, &cap_u, npos + 1, sizeof *pos_users) != TY_OK
@@ -796,6 +836,7 @@ struct _ty_batch_set_t {
     const ty_batch_feat_t *feat;
     size_t   n, cap;                 /* samples */
     uint64_t skipped;
+    uint64_t folded_out;             /* left out by the fold selection */
     /* per sample: offsets into the variable-length pools (n + 1 entries) */
     int64_t *off;      size_t off_cap;
     /* TOKENS: ids; TFIDF: sparse idx + val; MULTI labels: lab pool */
@@ -838,6 +879,7 @@ ty_batch_set_destroy (ty_batch_set_t **self_p)
 
 size_t   ty_batch_set_count (const ty_batch_set_t *self)   { return self->n; }
 uint64_t ty_batch_set_skipped (const ty_batch_set_t *self) { return self->skipped; }
+uint64_t ty_batch_set_folded_out (const ty_batch_set_t *self) { return self->folded_out; }
 uint64_t ty_batch_set_tokens (const ty_batch_set_t *self)  { return self->nids; }
 
 size_t
@@ -1023,6 +1065,17 @@ int
 ty_batch_set_new (const ty_batch_feat_t *feat, ty_dataset_t *ds, ty_split_t split,
                   size_t max_bytes, ty_batch_set_t **self_p, char *err, size_t errlen)
 {
+    return ty_batch_set_new_folds (feat, ds, split, NULL, max_bytes, self_p, err, errlen);
+}
+
+int
+ty_batch_set_new_folds (const ty_batch_feat_t *feat, ty_dataset_t *ds, ty_split_t split,
+                        const ty_batch_folds_t *folds, size_t max_bytes,
+                        ty_batch_set_t **self_p, char *err, size_t errlen)
+{
+    /* NULL and ALL are one case: the loop then never looks at a fold */
+    if (folds && folds->mode == TY_BATCH_FOLDS_ALL)
+        folds = NULL;
     *self_p = NULL;
     if (err && errlen)
         *err = '\0';
@@ -1065,6 +1118,11 @@ ty_batch_set_new (const ty_batch_feat_t *feat, ty_dataset_t *ds, ty_split_t spli
                 s_err (err, errlen, rc, "%s sample %llu does not decode", ty_split_name (split),
                        (unsigned long long) views [v].index);
                 break;
+            }
+            if (folds && !s_fold_keep (folds, s->fold)) {
+                ty__sample__free_unpacked (s, NULL);
+                self->folded_out++;
+                continue;
             }
             rc = s_set_add (self, s, split, views [v].index, &idbuf, err, errlen);
             ty__sample__free_unpacked (s, NULL);

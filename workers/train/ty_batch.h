@@ -66,6 +66,28 @@ typedef enum {
     TY_BATCH_INPUT_PAIRS  = 4,    /* ncf */
 } ty_batch_input_t;
 
+/* Which samples of a split a fit or an encoded set takes, by Sample.fold
+ * (the k-fold number a prepare job with `folds: k` stores per train sample;
+ * see storage/ty_split.h). All-zero is TY_BATCH_FOLDS_ALL, so a struct that
+ * is zeroed or not set up at all takes every sample, as before folds. */
+typedef enum {
+    TY_BATCH_FOLDS_ALL    = 0,    /* every sample: the normal path, no fold test */
+    TY_BATCH_FOLDS_ONLY   = 1,    /* only the samples of `fold` (a held-out fold) */
+    TY_BATCH_FOLDS_EXCEPT = 2,    /* every sample but those of `fold` (the training folds) */
+} ty_batch_folds_mode_t;
+
+typedef struct {
+    ty_batch_folds_mode_t mode;
+    uint32_t fold;
+} ty_batch_folds_t;
+
+/* Checks that `fold` names a fold of ds: 0 <= fold < the dataset's folds.
+ * TY_OK, or TY_EINVAL with err saying how many folds the dataset has ("no
+ * folds" when it was prepared without them). param names the job parameter
+ * in the message ("holdout_fold", "fold"). */
+int  ty_batch_folds_check (ty_dataset_t *ds, const char *param, int64_t fold,
+                           char *err, size_t errlen);
+
 typedef struct {
     ty_torch_kind_t kind;
     ty_tok_opts_t   tok;          /* textclf and TF-IDF tokenization */
@@ -73,6 +95,7 @@ typedef struct {
     int     multilabel;           /* -1 = decide from the data, 0 no, 1 yes */
     int     regression;           /* mlp: -1 = decide from the data, 0 no, 1 yes */
     int     negatives;            /* ncf negatives per positive, >= 0 */
+    ty_batch_folds_t fit_folds;   /* train samples the featurizer learns from (all) */
 } ty_batch_opts_t;
 
 /* Defaults for kind: fastText's tokenizer options, max_features 1000,
@@ -83,8 +106,10 @@ void ty_batch_opts_init (ty_batch_opts_t *opts, ty_torch_kind_t kind);
 
 typedef struct _ty_batch_feat_t ty_batch_feat_t;
 
-/* Learns the featurizer from ds's train split (every sample is checked for
- * the kind's sample type). On TY_OK *self_p is new; on an error err says
+/* Learns the featurizer from ds's train split, or from the samples of it
+ * that opts->fit_folds selects (every sample taken is checked for the kind's
+ * sample type; k-fold: the held-out fold's words, IDF and users are not
+ * learned, so nothing of it leaks into the model). On TY_OK *self_p is new; on an error err says
  * why ("dataset d@1 holds image samples; textclf needs text (train sample
  * 0)"). Zero train samples is TY_EINVAL. */
 int  ty_batch_feat_fit (const ty_batch_opts_t *opts, ty_dataset_t *ds,
@@ -121,10 +146,18 @@ typedef struct _ty_batch_set_t ty_batch_set_t;
  * max_bytes > 0: TY_EFULL as soon as the encoded set would exceed it. */
 int  ty_batch_set_new (const ty_batch_feat_t *feat, ty_dataset_t *ds, ty_split_t split,
                        size_t max_bytes, ty_batch_set_t **self_p, char *err, size_t errlen);
+/* The same restricted to the samples of the split that `folds` selects
+ * (NULL: all, exactly ty_batch_set_new). Samples left out are counted by
+ * ty_batch_set_folded_out, not by ty_batch_set_skipped. */
+int  ty_batch_set_new_folds (const ty_batch_feat_t *feat, ty_dataset_t *ds, ty_split_t split,
+                             const ty_batch_folds_t *folds, size_t max_bytes,
+                             ty_batch_set_t **self_p, char *err, size_t errlen);
 void ty_batch_set_destroy (ty_batch_set_t **self_p);
 
 size_t   ty_batch_set_count (const ty_batch_set_t *self);
 uint64_t ty_batch_set_skipped (const ty_batch_set_t *self);
+/* Samples of the split left out by the fold selection (0 without one). */
+uint64_t ty_batch_set_folded_out (const ty_batch_set_t *self);
 /* Bytes held (encoded samples + gather buffers). */
 size_t   ty_batch_set_bytes (const ty_batch_set_t *self);
 /* Tokens (textclf ids) of the whole set: throughput figures. */

@@ -252,6 +252,13 @@ s_apply (ty_train_config_t *c, const char *key, const char *val, char *err, size
     else if (!strcmp (key, "augment_crop")) {
         if (S_INT ("augment_crop", 0, 64)) t->cnn.augment_crop_px = (int) i;
     }
+    else if (!strcmp (key, "holdout_fold")) {
+        /* the upper bound is the dataset's fold count, checked once it is open */
+        if (S_INT ("holdout_fold", 0, INT32_MAX)) {
+            c->has_holdout = 1;
+            c->holdout_fold = (uint32_t) i;
+        }
+    }
     else if (!strcmp (key, "progress_steps")) {
         if (S_INT ("progress_steps", 1, INT32_MAX)) c->progress_steps = (int) i;
     }
@@ -594,6 +601,12 @@ s_config_json (const s_run_t *r, int with_machine)
     cJSON_AddNumberToObject (tok, "min_count", (double) k->min_count);
     cJSON_AddNumberToObject (o, "max_features", (double) c->batch.max_features);
     cJSON_AddNumberToObject (o, "negatives", c->batch.negatives);
+    /* only when set: a run without folds keeps the digest it always had, so
+     * its checkpoints from before this field existed still resume */
+    if (c->has_holdout) {
+        cJSON_AddNumberToObject (o, "holdout_fold", c->holdout_fold);
+        cJSON_AddStringToObject (o, "validation", "holdout_fold");
+    }
     if (with_machine) {
         cJSON_AddNumberToObject (o, "threads", t->threads);
         cJSON_AddNumberToObject (o, "memory_cap_mb", (double) c->memory_cap_mb);
@@ -644,6 +657,12 @@ s_lineage_json (const s_run_t *r, uint64_t digest)
     cJSON_AddStringToObject (d, "requested", r->cfg->dataset);
     cJSON_AddNumberToObject (d, "train_samples", (double) ty_batch_set_count (r->train));
     cJSON_AddNumberToObject (d, "val_samples", r->val ? (double) ty_batch_set_count (r->val) : 0);
+    if (r->cfg->has_holdout) {
+        /* k-fold: val_samples above are the held-out fold's train samples */
+        cJSON_AddNumberToObject (d, "folds", m->folds);
+        cJSON_AddNumberToObject (d, "holdout_fold", r->cfg->holdout_fold);
+        cJSON_AddNumberToObject (o, "holdout_fold", r->cfg->holdout_fold);
+    }
     cJSON_AddStringToObject (o, "job_id", r->env->job_id ? r->env->job_id : "");
     cJSON_AddNumberToObject (o, "attempt", r->env->attempt);
     cJSON_AddNumberToObject (o, "created_unix", (double) time (NULL));
@@ -941,14 +960,27 @@ s_prepare (s_run_t *r)
         return s_err (r->err, r->errlen, rc, "dataset '%s': %s", c->dataset, ty_strerror (rc));
     if (s_cancelled (r))
         return s_err (r->err, r->errlen, ECANCELED, "cancelled while loading");
+    /* k-fold: train on every fold but the held-out one, validate on it */
+    ty_batch_opts_t bopts = c->batch;
+    ty_batch_folds_t train_folds = { TY_BATCH_FOLDS_ALL, 0 };
+    ty_batch_folds_t val_folds = { TY_BATCH_FOLDS_ONLY, c->holdout_fold };
+    if (c->has_holdout) {
+        rc = ty_batch_folds_check (r->ds, "holdout_fold", c->holdout_fold, r->err, r->errlen);
+        if (rc != TY_OK)
+            return rc;
+        train_folds.mode = TY_BATCH_FOLDS_EXCEPT;
+        train_folds.fold = c->holdout_fold;
+        bopts.fit_folds = train_folds;
+    }
     s_progress (r, 0, "prepare", "fitting the %s featurizer", ty_torch_kind_name (c->torch.kind));
-    rc = ty_batch_feat_fit (&c->batch, r->ds, &r->feat, r->err, r->errlen);
+    rc = ty_batch_feat_fit (&bopts, r->ds, &r->feat, r->err, r->errlen);
     if (rc != TY_OK)
         return rc;
     if ((rc = s_check_memory (r, "after fitting the featurizer")) != TY_OK)
         return rc;
     size_t cap = c->memory_cap_mb ? (size_t) c->memory_cap_mb << 20 : 0;
-    rc = ty_batch_set_new (r->feat, r->ds, TY_SPLIT_TRAIN, cap, &r->train, r->err, r->errlen);
+    rc = ty_batch_set_new_folds (r->feat, r->ds, TY_SPLIT_TRAIN, &train_folds, cap, &r->train,
+                                 r->err, r->errlen);
     if (rc == TY_EFULL)
         return s_err (r->err, r->errlen, TY_EFULL, "memory cap exceeded: the encoded train "
                       "split is over the %lld MB cap (memory_cap_mb)", (long long) c->memory_cap_mb);
@@ -960,7 +992,20 @@ s_prepare (s_run_t *r)
                       (unsigned long long) ty_dataset_count (r->ds, TY_SPLIT_TRAIN),
                       ty_dataset_name (r->ds), (unsigned long long) ty_dataset_version (r->ds),
                       (unsigned long long) ty_batch_set_skipped (r->train));
-    if (ty_dataset_count (r->ds, TY_SPLIT_VAL)) {
+    if (c->has_holdout) {
+        rc = ty_batch_set_new_folds (r->feat, r->ds, TY_SPLIT_TRAIN, &val_folds, cap, &r->val,
+                                     r->err, r->errlen);
+        if (rc != TY_OK)
+            return rc;
+        /* without it the run would quietly pick its best epoch by train loss */
+        if (ty_batch_set_count (r->val) == 0)
+            return s_err (r->err, r->errlen, TY_EINVAL, "holdout_fold %u: fold %u of %s@%llu "
+                          "holds no usable train sample (%llu in the fold, all without a "
+                          "label or target the model knows)", c->holdout_fold, c->holdout_fold,
+                          ty_dataset_name (r->ds), (unsigned long long) ty_dataset_version (r->ds),
+                          (unsigned long long) ty_batch_set_skipped (r->val));
+    }
+    else if (ty_dataset_count (r->ds, TY_SPLIT_VAL)) {
         rc = ty_batch_set_new (r->feat, r->ds, TY_SPLIT_VAL, cap, &r->val, r->err, r->errlen);
         if (rc != TY_OK)
             return rc;
@@ -1092,12 +1137,17 @@ ty_train_run (const ty_train_config_t *cfg, const ty_train_env_t *env, ty_train_
     r.t0_ms = ty_clock_mono_ms ();
     int rc = s_prepare (&r);
     res->resumed_from = r.state.epochs_done;
+    res->holdout_fold = cfg->has_holdout ? (int) cfg->holdout_fold : -1;
+    char fold_note [64] = "";
+    if (cfg->has_holdout && r.ds)
+        snprintf (fold_note, sizeof fold_note, " (fold %u of %u held out)", cfg->holdout_fold,
+                  ty_dataset_meta (r.ds)->folds);
     if (rc == TY_OK)
-        s_log (&r, "training %s '%s' on %s@%llu: %zu train, %zu val samples, %lld parameters, "
+        s_log (&r, "training %s '%s' on %s@%llu: %zu train, %zu val samples%s, %lld parameters, "
                "%d epochs, batch %d, %s lr %g, %d thread(s), BLAS %s",
                ty_torch_kind_name (r.params.kind), cfg->name, ty_dataset_name (r.ds),
                (unsigned long long) ty_dataset_version (r.ds), ty_batch_set_count (r.train),
-               r.val ? ty_batch_set_count (r.val) : 0,
+               r.val ? ty_batch_set_count (r.val) : 0, fold_note,
                (long long) ty_torch_param_count (r.model), cfg->epochs, cfg->batch_size,
                ty_torch_optim_name (r.params.optim), r.params.lr, r.params.threads,
                ty_torch_blas_name ());
@@ -1187,6 +1237,7 @@ ty_train_run (const ty_train_config_t *cfg, const ty_train_env_t *env, ty_train_
         res->best_epoch = r.state.best_epoch;
         res->epochs_run = r.state.epochs_done;
         res->train_samples = ty_batch_set_count (r.train);
+        res->val_samples = r.val ? ty_batch_set_count (r.val) : 0;
         res->seconds = (double) (ty_clock_mono_ms () - r.t0_ms) / 1000.0;
         s_log (&r, "model %s: best val %s %.6f at epoch %d of %d%s", res->model, r.metric,
                res->best_metric, res->best_epoch, res->epochs_run,

@@ -21,6 +21,15 @@
  *  equal to an uninterrupted one: nothing that shapes the run lives outside
  *  the checkpoint or is not derived from (seed, epoch, step).
  *
+ *  k-fold cross-validation (params.holdout_fold = i, on a dataset prepared
+ *  with `folds: k`): the featurizer and the model learn from the train
+ *  split's samples whose fold is not i; the samples of fold i are the
+ *  validation set (best model, early stopping) instead of the val split.
+ *  i must be in [0, k): anything else, or a dataset without folds, is
+ *  TY_EINVAL naming the dataset's fold count. config.json and lineage.json
+ *  record holdout_fold (config.json only when set: a run without it has the
+ *  configuration, digest and checkpoints it always had). docs/kfold.md.
+ *
  *  Validation metric (higher is better unless noted): single-label
  *  accuracy "acc", multi-label micro-F1 "f1", regression mean squared error
  *  "mse" (lower), ncf hit rate at 10 among 99 sampled negatives "hr10"
@@ -65,6 +74,8 @@ typedef struct {
     int64_t memory_cap_mb;          /* 0: none */
     int     progress_steps;
     int     threads_set;            /* threads came from the spec (else the worker's) */
+    int     has_holdout;            /* k-fold: holdout_fold was given */
+    uint32_t holdout_fold;          /* k-fold: the train split's fold held out for validation */
     const Ty__TrainSpec *spec;      /* borrowed: the params as submitted, for lineage */
 } ty_train_config_t;
 
@@ -103,6 +114,8 @@ typedef struct {
     uint64_t weights_digest;        /* ty_torch_weights_digest of the saved model */
     int64_t  param_count;
     uint64_t train_samples;
+    uint64_t val_samples;           /* the val split's, or the held-out fold's */
+    int      holdout_fold;          /* k-fold: the fold held out; -1 without one */
     double   seconds;               /* this attempt's wall time */
 } ty_train_result_t;
 

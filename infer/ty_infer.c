@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +173,7 @@ s_expect (ty_infer_model_t *m, int ndim, int64_t d0, int64_t d1, int64_t d2, int
         t->dims[i] = i < ndim ? d[i] : 1;
         t->numel *= (uint64_t) t->dims[i];
     }
+    t->rowlen = (size_t) (t->numel / (uint64_t) t->dims[0]);
     t->data = NULL;
 }
 
@@ -350,6 +352,131 @@ ty_infer_word_id (const ty_infer_model_t *m, const char *w, size_t len)
     return -1;
 }
 
+/* ==== quantized tensors and pruning ========================================= */
+
+#define S_NO_SCALES UINT32_MAX   /* an entry's scale-section field: none */
+
+/* The SCALES section of INT8 tensor x (number k): its entry si must be a
+ * SCALES section of FP32, one dimension = x's rows, exactly that many
+ * bytes; every scale finite and >= 0 (a NaN would poison every output of
+ * the channel silently). The section's bounds were checked in pass 1. */
+static int
+s_scales_parse (ty_infer_model_t *m, ty_infer_tensor_t *x, size_t k, uint32_t si,
+                uint32_t nsec, uint64_t table, char *err, size_t errlen)
+{
+    if (si >= nsec)
+        return S_BAD ("tensor %zu: scale section %u does not exist (%u sections)", k, si,
+                      nsec);
+    const unsigned char *e = m->map + table + (uint64_t) si * TY_INFER_ENTRY_LEN;
+    uint64_t rows = (uint64_t) x->dims[0], bytes = ty_infer_rd64 (e + 16);
+    if (ty_infer_rd32 (e) != TY_INFER_SEC_SCALES || ty_infer_rd32 (e + 4) != TY_INFER_DT_F32
+        || ty_infer_rd32 (e + 24) != 1)
+        return S_BAD ("tensor %zu: section %u is not an FP32 SCALES section", k, si);
+    if (ty_infer_rd64 (e + 32) != rows || bytes != rows * 4)
+        return S_BAD ("tensor %zu: %llu scales (%llu bytes) for %llu rows", k,
+                      (unsigned long long) ty_infer_rd64 (e + 32), (unsigned long long) bytes,
+                      (unsigned long long) rows);
+    x->scale = (const float *) (const void *) (m->map + ty_infer_rd64 (e + 8));
+    for (uint64_t r = 0; r < rows; r++)
+        if (!(x->scale[r] >= 0) || !isfinite (x->scale[r]))
+            return S_BAD ("tensor %zu: scale %llu is negative or not finite", k,
+                          (unsigned long long) r);
+    m->weight_bytes += bytes;
+    return TY_INFER_OK;
+}
+
+/* The row map: ascending (so no repeats) and below the id space. */
+static int
+s_rowmap_check (ty_infer_model_t *m, char *err, size_t errlen)
+{
+    int64_t prev = -1;
+    for (size_t i = 0; i < m->nkept; i++) {
+        int64_t id = (int64_t) ty_infer_rd32 (m->rowmap + 4 * i);
+        if (id <= prev)
+            return S_BAD ("ROWMAP entry %zu (%lld) is not above the previous one", i,
+                          (long long) id);
+        if (id >= m->arch.nrows)
+            return S_BAD ("ROWMAP entry %zu (%lld) is past the %lld rows", i, (long long) id,
+                          (long long) m->arch.nrows);
+        prev = id;
+    }
+    m->weight_bytes += (uint64_t) m->nkept * 4;
+    return TY_INFER_OK;
+}
+
+/* id -> kept row as an open-addressing hash, at most half full: a lookup
+ * per id is one or two cache lines where a binary search over 100 k rows
+ * would touch 17. Built at load, as the word index is. */
+static int
+s_rowhash_build (ty_infer_model_t *m)
+{
+    int bits = 4;
+    while (((size_t) 1 << bits) < 2 * m->nkept)
+        bits++;
+    size_t size = (size_t) 1 << bits, mask = size - 1;
+    m->rowhash = calloc (2 * size, sizeof *m->rowhash);
+    if (!m->rowhash)
+        return TY_INFER_ENOMEM;
+    m->rowhash_bits = bits;
+    for (size_t i = 0; i < m->nkept; i++) {
+        uint64_t key = (uint64_t) ty_infer_rd32 (m->rowmap + 4 * i) + 1;
+        size_t s = (size_t) ((key * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
+        while (m->rowhash[2 * s])
+            s = (s + 1) & mask;
+        m->rowhash[2 * s] = (uint32_t) key;
+        m->rowhash[2 * s + 1] = (uint32_t) i;
+    }
+    return TY_INFER_OK;
+}
+
+float
+ty_infer_f16_to_f32 (uint16_t h)
+{
+    uint32_t sign = (uint32_t) (h & 0x8000u) << 16;
+    uint32_t e = (h >> 10) & 0x1Fu, mant = h & 0x3FFu, bits;
+    if (e == 0) {
+        if (mant == 0)
+            bits = sign;
+        else {
+            /* Subnormal: normalise. 113 = 127 - 14, the exponent of
+             * 2^-14, less one per shift. */
+            uint32_t fe = 113;
+            while (!(mant & 0x400u)) {
+                mant <<= 1;
+                fe--;
+            }
+            bits = sign | fe << 23 | (mant & 0x3FFu) << 13;
+        }
+    }
+    else if (e == 0x1F)
+        bits = sign | 0x7F800000u | mant << 13;   /* infinity, NaN (payload kept) */
+    else
+        bits = sign | (e + 112) << 23 | mant << 13;   /* 112 = 127 - 15 */
+    float v;
+    memcpy (&v, &bits, sizeof v);
+    return v;
+}
+
+const float *
+ty_infer_row (const ty_infer_tensor_t *t, size_t r, float *buf)
+{
+    size_t n = t->rowlen;
+    if (t->dtype == TY_INFER_DT_F32)
+        return t->data + r * n;
+    if (t->dtype == TY_INFER_DT_F16) {
+        const uint16_t *h = t->f16 + r * n;
+        for (size_t i = 0; i < n; i++)
+            buf[i] = ty_infer_f16_to_f32 (h[i]);
+    }
+    else {
+        const int8_t *q = t->i8 + r * n;
+        float s = t->scale[r];
+        for (size_t i = 0; i < n; i++)
+            buf[i] = s * (float) q[i];
+    }
+    return buf;
+}
+
 /* ==== open / close ========================================================== */
 
 static int
@@ -382,9 +509,9 @@ s_validate (ty_infer_model_t *m, char *err, size_t errlen)
     if (memcmp (f, TY_INFER_MAGIC, TY_INFER_MAGIC_LEN) != 0)
         return S_BAD ("not a trainyard model file (bad magic)");
     uint32_t version = ty_infer_rd32 (f + 8);
-    if (version != TY_INFER_FORMAT_VERSION)
-        return S_BAD ("format version %u, this runtime reads %d", version,
-                      TY_INFER_FORMAT_VERSION);
+    if (version != TY_INFER_FORMAT_V1 && version != TY_INFER_FORMAT_VERSION)
+        return S_BAD ("format version %u, this runtime reads %d to %d", version,
+                      TY_INFER_FORMAT_V1, TY_INFER_FORMAT_VERSION);
     if (ty_infer_rd32 (f + 12) != TY_INFER_HEADER_LEN)
         return S_BAD ("bad header length");
     if (ty_infer_rd64 (f + 16) != size)
@@ -456,6 +583,18 @@ s_validate (ty_infer_model_t *m, char *err, size_t errlen)
         case TY_INFER_SEC_TENSOR:
             ntensor_sec++;
             break;
+        case TY_INFER_SEC_ROWMAP:
+            /* Version 1 readers skip unknown sections: a row map there would
+             * be ignored and every id would hit the wrong row. Hence only
+             * in version 2 files, which those readers refuse. */
+            if (version < TY_INFER_FORMAT_VERSION)
+                return S_BAD ("ROWMAP section in a version %u file", version);
+            if (m->rowmap || bytes == 0 || bytes % 4 != 0)
+                return S_BAD ("bad or repeated ROWMAP section (%llu bytes)",
+                              (unsigned long long) bytes);
+            m->rowmap = f + off;
+            m->nkept = (size_t) (bytes / 4);
+            break;
         default:
             /* Unknown sections come from a newer minor writer: skipped. */
             break;
@@ -472,6 +611,16 @@ s_validate (ty_infer_model_t *m, char *err, size_t errlen)
     if (ntensor_sec != m->ntensors)
         return S_BAD ("%zu tensors in the file, the architecture has %zu", ntensor_sec,
                       m->ntensors);
+    if (m->rowmap) {
+        if (m->kind != TY_INFER_TEXTCLF)
+            return S_BAD ("ROWMAP section in a %s model", ty_infer_kind_name (m->kind));
+        if ((rc = s_rowmap_check (m, err, errlen)) != TY_INFER_OK)
+            return rc;
+        /* The embedding holds the kept rows only, in row-map order. */
+        ty_infer_tensor_t *emb = &m->tensors[0];
+        emb->dims[0] = (int64_t) m->nkept;
+        emb->numel = (uint64_t) m->nkept * (uint64_t) emb->dims[1];
+    }
     /* Pass 2: tensors in order, against the expected shapes. */
     size_t k = 0;
     for (uint32_t i = 0; i < nsec; i++) {
@@ -481,9 +630,10 @@ s_validate (ty_infer_model_t *m, char *err, size_t errlen)
         ty_infer_tensor_t *x = &m->tensors[k];
         uint32_t dtype = ty_infer_rd32 (e + 4), ndim = ty_infer_rd32 (e + 24);
         uint64_t off = ty_infer_rd64 (e + 8), bytes = ty_infer_rd64 (e + 16);
-        if (dtype != TY_INFER_DT_F32)
-            return S_BAD ("tensor %zu: element type %u is not supported by this runtime "
-                          "(FP32 only)", k, dtype);
+        if (dtype != TY_INFER_DT_F32 && dtype != TY_INFER_DT_F16 && dtype != TY_INFER_DT_I8)
+            return S_BAD ("tensor %zu: element type %u is not FP32, FP16 or INT8", k, dtype);
+        if (dtype != TY_INFER_DT_F32 && x->ndim == 1)
+            return S_BAD ("tensor %zu: a 1-d tensor (bias) must be FP32", k);
         if (ndim != (uint32_t) x->ndim)
             return S_BAD ("tensor %zu: %u dimensions, the architecture needs %d", k, ndim,
                           x->ndim);
@@ -493,10 +643,28 @@ s_validate (ty_infer_model_t *m, char *err, size_t errlen)
                 return S_BAD ("tensor %zu: dimension %d is %llu, the architecture needs %lld",
                               k, d, (unsigned long long) v, (long long) x->dims[d]);
         }
-        if (bytes != x->numel * sizeof (float))
-            return S_BAD ("tensor %zu: %llu bytes for %llu floats", k,
-                          (unsigned long long) bytes, (unsigned long long) x->numel);
-        x->data = (const float *) (const void *) (f + off);
+        uint64_t esize = dtype == TY_INFER_DT_F32 ? 4 : dtype == TY_INFER_DT_F16 ? 2 : 1;
+        if (bytes != x->numel * esize)
+            return S_BAD ("tensor %zu: %llu bytes for %llu elements of %llu bytes", k,
+                          (unsigned long long) bytes, (unsigned long long) x->numel,
+                          (unsigned long long) esize);
+        x->dtype = (int) dtype;
+        if (dtype == TY_INFER_DT_F32)
+            x->data = (const float *) (const void *) (f + off);
+        else if (dtype == TY_INFER_DT_F16)
+            x->f16 = (const uint16_t *) (const void *) (f + off);
+        else
+            x->i8 = (const int8_t *) (const void *) (f + off);
+        m->weight_bytes += bytes;
+        uint32_t si = ty_infer_rd32 (e + 28);
+        if (dtype != TY_INFER_DT_I8 && si != S_NO_SCALES)
+            return S_BAD ("tensor %zu: element type %u has no scales, yet names section %u",
+                          k, dtype, si);
+        if (dtype == TY_INFER_DT_I8
+            && (rc = s_scales_parse (m, x, k, si, nsec, table, err, errlen)) != TY_INFER_OK)
+            return rc;
+        if (x->rowlen > m->max_rowlen)
+            m->max_rowlen = x->rowlen;
         k++;
     }
     if (m->kind == TY_INFER_TEXTCLF) {
@@ -514,6 +682,8 @@ s_validate (ty_infer_model_t *m, char *err, size_t errlen)
                           (long long) m->arch.nrows);
         if ((rc = s_index_build (m)) != TY_INFER_OK)
             return s_fail (err, errlen, rc, "no memory for the vocabulary index");
+        if (m->rowmap && (rc = s_rowhash_build (m)) != TY_INFER_OK)
+            return s_fail (err, errlen, rc, "no memory for the row map");
     }
     if (have_labels && m->labels.n != 0 && m->labels.n != m->out_width
         && !(m->kind == TY_INFER_MLP && m->arch.regression))
@@ -596,6 +766,7 @@ ty_infer_close (ty_infer_model_t **model_p)
     if (m->map)
         munmap ((void *) m->map, m->map_len);
     free (m->index);
+    free (m->rowhash);
     if (m->label_names)
         for (size_t i = 0; i < m->labels.n; i++)
             free (m->label_names[i]);
@@ -610,6 +781,15 @@ ty_infer_kind_t ty_infer_kind (const ty_infer_model_t *m) { return m->kind; }
 size_t ty_infer_output_width (const ty_infer_model_t *m) { return m->out_width; }
 size_t ty_infer_input_width (const ty_infer_model_t *m) { return m->in_width; }
 size_t ty_infer_nlabels (const ty_infer_model_t *m) { return m->nlabel_names; }
+uint64_t ty_infer_weight_bytes (const ty_infer_model_t *m) { return m->weight_bytes; }
+
+int64_t
+ty_infer_kept_rows (const ty_infer_model_t *m)
+{
+    if (m->kind != TY_INFER_TEXTCLF)
+        return 0;
+    return m->rowmap ? (int64_t) m->nkept : m->arch.nrows;
+}
 
 const char *
 ty_infer_label (const ty_infer_model_t *m, size_t i)

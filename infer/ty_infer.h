@@ -46,7 +46,8 @@ extern "C" {
 #define TY_INFER_EINVAL   (-30806)  /* bad argument (wrong kind, id out of range, NULL) */
 #define TY_INFER_ENOMEM   (-30810)
 
-#define TY_INFER_FORMAT_VERSION 1   /* model.tym written and read by this build */
+#define TY_INFER_FORMAT_VERSION 2   /* newest model.tym this build reads (and reads 1) */
+#define TY_INFER_FORMAT_V1      1   /* files without a ROWMAP section */
 #define TY_INFER_MAGIC      "TYMODEL"  /* 8 bytes with the NUL */
 #define TY_INFER_MAGIC_LEN  8
 #define TY_INFER_ALIGN      64      /* every section starts at a multiple of this */
@@ -75,11 +76,15 @@ typedef enum {
     TY_INFER_SEC_CHAR_SPACE = 5,   /* uint32 [first, last] pairs: white space >= U+0080 */
     TY_INFER_SEC_CHAR_PUNCT = 6,   /* uint32 [first, last] pairs: punctuation >= U+0080 */
     TY_INFER_SEC_CHAR_LOWER = 7,   /* uint32 (code point, lower case) pairs >= U+0080 */
+    TY_INFER_SEC_ROWMAP     = 8,   /* uint32, ascending: the embedding rows kept by
+                                      pruning (textclf, format version 2) */
     TY_INFER_SEC_TENSOR     = 16,  /* a parameter tensor, in architecture order */
+    TY_INFER_SEC_SCALES     = 17,  /* FP32 [rows]: the scales of an INT8 tensor */
 } ty_infer_section_t;
 
-/* Element types of tensors. FP16 and INT8 (with a scale section) are
- * reserved in the format; this build reads FP32 only. */
+/* Element types of tensors. 1-d tensors (biases) are always FP32; weights
+ * may be FP16 (IEEE binary16) or INT8 (symmetric, one FP32 scale per row =
+ * output channel, in the SCALES section the entry names). */
 typedef enum {
     TY_INFER_DT_BYTES = 0,
     TY_INFER_DT_F32   = 1,
@@ -150,6 +155,15 @@ int ty_infer_predict_pair (const ty_infer_model_t *model, int64_t user, int64_t 
 /* The indexes of the k largest of out[0..width) into idx, largest first
  * (ties: lower index first). Returns how many were written: min(k, width). */
 size_t ty_infer_topk (const float *out, size_t width, size_t k, size_t *idx);
+
+/* IEEE 754 binary16 bits -> float, exactly (subnormals, infinities and
+ * NaN included). Plain bit manipulation: no compiler half type needed. */
+float ty_infer_f16_to_f32 (uint16_t h);
+
+/* Bytes of the model's weights in the file (all tensors and scales), and
+ * the embedding rows a textclf file keeps (= its rows unless pruned). */
+uint64_t ty_infer_weight_bytes (const ty_infer_model_t *model);
+int64_t ty_infer_kept_rows (const ty_infer_model_t *model);
 
 /* A static string for a TY_INFER_* code or errno. */
 const char *ty_infer_strerror (int code);

@@ -6,8 +6,15 @@
  *             -> global mean -> linear -> softmax
  *    ncf      [gmf_u * gmf_i, tower(concat(mlp_u, mlp_i))] -> linear -> sigmoid
  *  Sums run in double: the results stay within 1e-5 of libtorch's float
- *  kernels whatever order those sum in. Scratch is malloc'd per call, so
- *  calls on one model may run on several threads. */
+ *  kernels whatever order those sum in. Scratch is per call (the stack for
+ *  textclf, malloc for the others), so calls on one model may run on
+ *  several threads.
+ *
+ *  FP16 and INT8 weights are dequantized a row (= an output channel) at a
+ *  time into scratch, then the FP32 code runs: activations stay FP32
+ *  (dynamic). The textclf embedding bag, the hot path of text models, sums
+ *  the rows straight from the file instead: row scale x int8 row, in
+ *  float. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +23,14 @@
 
 /* ==== building blocks ======================================================= */
 
-/* y[out] = W[out x in] x + b */
+/* y[out] = W[out x in] x + b; buf: in floats of scratch (FP16/INT8 rows). */
 static void
-s_linear (const ty_infer_tensor_t *w, const ty_infer_tensor_t *b, const float *x, float *y)
+s_linear (const ty_infer_tensor_t *w, const ty_infer_tensor_t *b, const float *x, float *y,
+          float *buf)
 {
     size_t out = (size_t) w->dims[0], in = (size_t) w->dims[1];
     for (size_t o = 0; o < out; o++) {
-        const float *row = w->data + o * in;
+        const float *row = ty_infer_row (w, o, buf);
         double s = b->data[o];
         for (size_t i = 0; i < in; i++)
             s += (double) row[i] * x[i];
@@ -45,11 +53,19 @@ s_softmax (float *x, size_t n)
     for (size_t i = 1; i < n; i++)
         if (x[i] > mx)
             mx = x[i];
-    double sum = 0;
+    /* One exp per class: x holds exp(x - max) until the sum is known (the
+     * float rounding of that store is below the 1e-5 bar by far, but the
+     * sum and the division stay in double). */
+    double sum = 0, e[TY_INFER_STACK_FLOATS];
+    bool keep = n <= TY_INFER_STACK_FLOATS;
+    for (size_t i = 0; i < n; i++) {
+        double v = exp ((double) x[i] - mx);
+        if (keep)
+            e[i] = v;
+        sum += v;
+    }
     for (size_t i = 0; i < n; i++)
-        sum += exp ((double) x[i] - mx);
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float) (exp ((double) x[i] - mx) / sum);
+        x[i] = (float) ((keep ? e[i] : exp ((double) x[i] - mx)) / sum);
 }
 
 static void
@@ -69,6 +85,54 @@ s_check_out (const ty_infer_model_t *m, const float *out, size_t out_len)
 
 /* ==== textclf =============================================================== */
 
+/* acc += sc x q: scale x int8 row, in float. restrict: acc and q never
+ * overlap (an int8_t may alias anything, so without it the compiler would
+ * not vectorise); the module's -O3 (cmake/modules/infer.cmake) makes this
+ * 8-bit loads widened and multiplied 4-8 lanes at a time. */
+static void
+s_add_i8_row (float *restrict acc, const int8_t *restrict q, float sc, size_t n)
+{
+    for (size_t d = 0; d < n; d++)
+        acc[d] += sc * (float) q[d];
+}
+
+/* The sum of the kept rows of ids into acc (dim floats of the bag; FP32
+ * files sum in double into dacc). Returns the number of rows summed:
+ * ids that pruning dropped count for nothing, as in fastText. */
+static size_t
+s_bag_sum (const ty_infer_model_t *m, const int64_t *ids, size_t n, double *dacc, float *acc)
+{
+    const ty_infer_tensor_t *E = &m->tensors[0];
+    size_t dim = (size_t) m->arch.dim, kept = 0;
+    for (size_t k = 0; k < n; k++) {
+        /* ids are < nwords + bucket = nrows by construction (validated);
+         * the row map gives a kept row < nkept or -1. */
+        int64_t r = ty_infer_row_of (m, ids[k]);
+        if (r < 0)
+            continue;
+        kept++;
+        size_t at = (size_t) r * dim;
+        switch (E->dtype) {
+        case TY_INFER_DT_F32: {
+            const float *row = E->data + at;
+            for (size_t d = 0; d < dim; d++)
+                dacc[d] += row[d];
+            break;
+        }
+        case TY_INFER_DT_I8:
+            s_add_i8_row (acc, E->i8 + at, E->scale[r], dim);
+            break;
+        default: {
+            const uint16_t *h = E->f16 + at;
+            for (size_t d = 0; d < dim; d++)
+                acc[d] += ty_infer_f16_to_f32 (h[d]);
+            break;
+        }
+        }
+    }
+    return kept;
+}
+
 int
 ty_infer_predict_text (const ty_infer_model_t *m, const char *text, size_t len, float *out,
                        size_t out_len)
@@ -78,35 +142,42 @@ ty_infer_predict_text (const ty_infer_model_t *m, const char *text, size_t len, 
     int rc = s_check_out (m, out, out_len);
     if (rc != TY_INFER_OK)
         return rc;
-    ty_infer_ids_t ids = {NULL, 0, 0};
+    /* Scratch on the stack for the usual sizes: no allocation per call. */
+    int64_t stack_ids[TY_INFER_STACK_IDS];
+    double stack_dacc[TY_INFER_STACK_FLOATS];
+    float stack_f[3 * TY_INFER_STACK_FLOATS];
     size_t dim = (size_t) m->arch.dim;
-    double *acc = calloc (dim, sizeof *acc);
-    float *h = calloc (dim, sizeof *h);
-    if (!acc || !h || ty_infer_text_ids (m, text ? text : "", len, &ids) != TY_INFER_OK) {
-        free (acc);
-        free (h);
-        free (ids.ids);
-        return TY_INFER_ENOMEM;
+    bool heap = dim > TY_INFER_STACK_FLOATS;
+    double *dacc = heap ? calloc (dim, sizeof *dacc) : stack_dacc;
+    float *f = heap ? calloc (3 * dim, sizeof *f) : stack_f;
+    ty_infer_ids_t ids = {stack_ids, 0, TY_INFER_STACK_IDS, false};
+    if (!dacc || !f || ty_infer_text_ids (m, text ? text : "", len, &ids) != TY_INFER_OK) {
+        rc = TY_INFER_ENOMEM;
+        goto done;
     }
-    const float *E = m->tensors[0].data;
-    for (size_t k = 0; k < ids.n; k++) {
-        /* ids are < nwords + bucket = nrows by construction (validated). */
-        const float *row = E + (size_t) ids.ids[k] * dim;
-        for (size_t d = 0; d < dim; d++)
-            acc[d] += row[d];
+    float *acc = f, *h = f + dim, *buf = f + 2 * dim;
+    if (!heap) {
+        memset (dacc, 0, dim * sizeof *dacc);
+        memset (acc, 0, dim * sizeof *acc);
     }
-    /* An empty bag is zeros, as EmbeddingBag(mean) gives. */
+    size_t n = s_bag_sum (m, ids.ids, ids.n, dacc, acc);
+    /* The mean; an empty bag is zeros, as EmbeddingBag(mean) gives. */
+    bool f32 = m->tensors[0].dtype == TY_INFER_DT_F32;
     for (size_t d = 0; d < dim; d++)
-        h[d] = ids.n ? (float) (acc[d] / (double) ids.n) : 0.0f;
-    s_linear (&m->tensors[1], &m->tensors[2], h, out);
+        h[d] = n == 0 ? 0.0f : f32 ? (float) (dacc[d] / (double) n) : acc[d] / (float) n;
+    s_linear (&m->tensors[1], &m->tensors[2], h, out, buf);
     if (m->arch.multilabel)
         s_sigmoid (out, m->out_width);
     else
         s_softmax (out, m->out_width);
-    free (acc);
-    free (h);
-    free (ids.ids);
-    return TY_INFER_OK;
+done:
+    if (heap) {
+        free (dacc);
+        free (f);
+    }
+    if (ids.owned)
+        free (ids.ids);
+    return rc;
 }
 
 /* ==== mlp =================================================================== */
@@ -120,26 +191,29 @@ s_mlp (const ty_infer_model_t *m, const float *x, float *out)
         if ((size_t) r->hidden[i] > widest)
             widest = (size_t) r->hidden[i];
     float *a = malloc (widest * sizeof *a), *b = malloc (widest * sizeof *b);
-    if (!a || !b) {
+    float *buf = malloc (m->max_rowlen * sizeof *buf);
+    if (!a || !b || !buf) {
         free (a);
         free (b);
+        free (buf);
         return TY_INFER_ENOMEM;
     }
     memcpy (a, x, (size_t) r->input_dim * sizeof *a);
     for (int64_t i = 0; i <= r->nhidden; i++) {
         const ty_infer_tensor_t *w = &m->tensors[2 * i], *bias = &m->tensors[2 * i + 1];
         if (i < r->nhidden) {
-            s_linear (w, bias, a, b);
+            s_linear (w, bias, a, b, buf);
             s_relu (b, (size_t) w->dims[0]);
             float *t = a;
             a = b;
             b = t;
         }
         else
-            s_linear (w, bias, a, out);
+            s_linear (w, bias, a, out, buf);
     }
     free (a);
     free (b);
+    free (buf);
     if (!r->regression)
         s_softmax (out, m->out_width);
     return TY_INFER_OK;
@@ -151,13 +225,14 @@ s_mlp (const ty_infer_model_t *m, const float *x, float *out)
  * in: [cin][h][w], out: [cout][h][w]. */
 static void
 s_conv (const ty_infer_tensor_t *w, const ty_infer_tensor_t *b, bool depthwise,
-        const float *in, size_t cin, size_t h, size_t wd, float *out)
+        const float *in, size_t cin, size_t h, size_t wd, float *out, float *buf)
 {
     size_t cout = (size_t) w->dims[0], k = (size_t) w->dims[2];
     size_t per = depthwise ? 1 : cin;
     long pad = (long) k / 2;
     for (size_t o = 0; o < cout; o++) {
-        const float *wo = w->data + o * per * k * k;
+        /* One output channel's filters, dequantized once for the plane. */
+        const float *wo = ty_infer_row (w, o, buf);
         for (size_t y = 0; y < h; y++)
             for (size_t x = 0; x < wd; x++) {
                 double s = b->data[o];
@@ -195,9 +270,11 @@ s_cnn (const ty_infer_model_t *m, const float *x, float *out)
             maxc = f;
     size_t cap = maxc * h * w;
     float *a = malloc (cap * sizeof *a), *b = malloc (cap * sizeof *b);
-    if (!a || !b) {
+    float *buf = malloc (m->max_rowlen * sizeof *buf);
+    if (!a || !b || !buf) {
         free (a);
         free (b);
+        free (buf);
         return TY_INFER_ENOMEM;
     }
     memcpy (a, x, c * h * w * sizeof *a);
@@ -205,13 +282,13 @@ s_cnn (const ty_infer_model_t *m, const float *x, float *out)
     for (int64_t blk = 0; blk < r->depth; blk++) {
         float *tmp;
         if (r->separable && blk > 0) {
-            s_conv (&m->tensors[t], &m->tensors[t + 1], true, a, cin, h, w, b);
-            s_conv (&m->tensors[t + 2], &m->tensors[t + 3], false, b, cin, h, w, a);
+            s_conv (&m->tensors[t], &m->tensors[t + 1], true, a, cin, h, w, b, buf);
+            s_conv (&m->tensors[t + 2], &m->tensors[t + 3], false, b, cin, h, w, a, buf);
             cin = (size_t) m->tensors[t + 2].dims[0];
             t += 4;
         }
         else {
-            s_conv (&m->tensors[t], &m->tensors[t + 1], false, a, cin, h, w, b);
+            s_conv (&m->tensors[t], &m->tensors[t + 1], false, a, cin, h, w, b, buf);
             cin = (size_t) m->tensors[t].dims[0];
             t += 2;
             tmp = a; a = b; b = tmp;
@@ -242,10 +319,11 @@ s_cnn (const ty_infer_model_t *m, const float *x, float *out)
             s += a[ch * h * w + i];
         b[ch] = (float) (s / (double) (h * w));
     }
-    s_linear (&m->tensors[t], &m->tensors[t + 1], b, out);
+    s_linear (&m->tensors[t], &m->tensors[t + 1], b, out, buf);
     s_softmax (out, m->out_width);
     free (a);
     free (b);
+    free (buf);
     return TY_INFER_OK;
 }
 
@@ -303,18 +381,22 @@ ty_infer_predict_pair (const ty_infer_model_t *m, int64_t user, int64_t item, fl
         if ((size_t) r->layers[i] > widest)
             widest = (size_t) r->layers[i];
     float *a = malloc ((g + widest) * sizeof *a), *b = malloc ((g + widest) * sizeof *b);
-    if (!a || !b) {
+    /* buf: a dequantized row of any tensor; gbuf: the two GMF rows. */
+    float *buf = malloc (m->max_rowlen * sizeof *buf), *gbuf = malloc (2 * g * sizeof *gbuf);
+    if (!a || !b || !buf || !gbuf) {
         free (a);
         free (b);
+        free (buf);
+        free (gbuf);
         return TY_INFER_ENOMEM;
     }
-    const float *gu = m->tensors[0].data + (size_t) user * g;
-    const float *gi = m->tensors[1].data + (size_t) item * g;
-    memcpy (a, m->tensors[2].data + (size_t) user * d, d * sizeof *a);
-    memcpy (a + d, m->tensors[3].data + (size_t) item * d, d * sizeof *a);
+    const float *gu = ty_infer_row (&m->tensors[0], (size_t) user, gbuf);
+    const float *gi = ty_infer_row (&m->tensors[1], (size_t) item, gbuf + g);
+    memcpy (a, ty_infer_row (&m->tensors[2], (size_t) user, buf), d * sizeof *a);
+    memcpy (a + d, ty_infer_row (&m->tensors[3], (size_t) item, buf), d * sizeof *a);
     size_t n = 2 * d;
     for (int64_t i = 0; i < r->nlayers; i++) {
-        s_linear (&m->tensors[4 + 2 * i], &m->tensors[5 + 2 * i], a, b);
+        s_linear (&m->tensors[4 + 2 * i], &m->tensors[5 + 2 * i], a, b, buf);
         n = (size_t) r->layers[i];
         s_relu (b, n);
         memcpy (a, b, n * sizeof *a);
@@ -324,9 +406,11 @@ ty_infer_predict_pair (const ty_infer_model_t *m, int64_t user, int64_t item, fl
         b[k] = gu[k] * gi[k];
     memcpy (b + g, a, n * sizeof *b);
     size_t t = 4 + 2 * (size_t) r->nlayers;
-    s_linear (&m->tensors[t], &m->tensors[t + 1], b, score);
+    s_linear (&m->tensors[t], &m->tensors[t + 1], b, score, buf);
     s_sigmoid (score, 1);
     free (a);
     free (b);
+    free (buf);
+    free (gbuf);
     return TY_INFER_OK;
 }

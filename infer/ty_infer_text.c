@@ -200,11 +200,15 @@ s_push (ty_infer_ids_t *b, int64_t id)
 {
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 64;
-        int64_t *ids = realloc (b->ids, cap * sizeof *ids);
+        int64_t *ids = b->owned ? realloc (b->ids, cap * sizeof *ids)
+                                : malloc (cap * sizeof *ids);
         if (!ids)
             return TY_INFER_ENOMEM;
+        if (!b->owned && b->n > 0)
+            memcpy (ids, b->ids, b->n * sizeof *ids);   /* off the caller's buffer */
         b->ids = ids;
         b->cap = cap;
+        b->owned = true;
     }
     b->ids[b->n++] = id;
     return TY_INFER_OK;
@@ -293,7 +297,7 @@ ty_infer_encode_text (const ty_infer_model_t *m, const char *text, size_t len, i
 {
     if (!m || m->kind != TY_INFER_TEXTCLF || (!text && len > 0) || !n || (!ids && cap > 0))
         return TY_INFER_EINVAL;
-    ty_infer_ids_t b = {NULL, 0, 0};
+    ty_infer_ids_t b = {NULL, 0, 0, false};
     int rc = ty_infer_text_ids (m, text ? text : "", len, &b);
     if (rc == TY_INFER_OK) {
         *n = b.n;
@@ -302,6 +306,7 @@ ty_infer_encode_text (const ty_infer_model_t *m, const char *text, size_t len, i
         else if (b.n > 0)
             memcpy (ids, b.ids, b.n * sizeof *ids);
     }
-    free (b.ids);
+    if (b.owned)
+        free (b.ids);
     return rc;
 }

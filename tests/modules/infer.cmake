@@ -41,3 +41,16 @@ if (TARGET trainyard_infer AND TY_VALGRIND AND NOT TY_SANITIZE)
                 --errors-for-leak-kinds=definite,indirect $<TARGET_FILE:test_infer>)
     set_tests_properties (unit_infer_valgrind PROPERTIES LABELS unit TIMEOUT 120)
 endif ()
+
+# FP16 / INT8 files and textclf pruning: each kind against its FP32 file,
+# textclf on the shipped fortunes sample (agreement, size), the number
+# formats (binary16 rounding, per-row INT8, norm pruning).
+if (TARGET ty_portable)
+    add_executable (test_portable_quant unit/test_portable_quant.c)
+    target_link_libraries (test_portable_quant PRIVATE ty_portable PkgConfig::CMOCKA m)
+    target_compile_definitions (test_portable_quant PRIVATE TY_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+    set_target_properties (test_portable_quant PROPERTIES LINKER_LANGUAGE CXX)
+    add_test (NAME unit_portable_quant COMMAND test_portable_quant)
+    set_tests_properties (unit_portable_quant PROPERTIES LABELS unit TIMEOUT 120
+        ENVIRONMENT "OPENBLAS_NUM_THREADS=1;OMP_NUM_THREADS=1")
+endif ()

@@ -8,7 +8,12 @@
  *      cnn (conv, relu, max pool, mean, linear) and ncf give the values
  *      worked out in the comments;
  *    - truncation at every byte, wrong magic/version, lying sizes and
- *      counts are refused with a message; misuse gives a status.
+ *      counts are refused with a message; misuse gives a status;
+ *    - FP16 and INT8 weights (with their scale sections) and a pruned
+ *      textclf (ROWMAP, format version 2) give the hand-worked values; every
+ *      binary16 value converts exactly; bad scale indexes and counts, NaN
+ *      scales, truncated quantized tensors, row maps out of order or range
+ *      are refused with a message.
  *  Under valgrind: no leak, no invalid read (see the module's tests). */
 #include <errno.h>
 #include <math.h>
@@ -91,7 +96,12 @@ s_build (uint32_t kind, const sec_t *s, size_t n, size_t *len)
     unsigned char *b = calloc (off, 1);
     assert_non_null (b);
     memcpy (b, "TYMODEL", 8);
-    s_put32 (b + 8, 1);
+    /* Version 2 when the file has a row map, as the writer does. */
+    uint32_t version = 1;
+    for (size_t i = 0; i < n; i++)
+        if (s[i].type == TY_INFER_SEC_ROWMAP)
+            version = 2;
+    s_put32 (b + 8, version);
     s_put32 (b + 12, 64);
     s_put64 (b + 16, off);
     s_put32 (b + 24, kind);
@@ -467,6 +477,256 @@ test_infer_corrupt_files_refused (void **state)
     free (good);
 }
 
+/* ==== FP16, INT8, pruning ================================================== */
+
+/* Every binary16 value against its definition: (-1)^s 2^(e-15) 1.m, or
+ * 2^-14 0.m for subnormals, inf and NaN for e = 31. */
+static void
+test_infer_f16_exact (void **state)
+{
+    (void) state;
+    for (uint32_t h = 0; h <= 0xFFFF; h++) {
+        int sign = h >> 15, e = (h >> 10) & 0x1F, mant = h & 0x3FF;
+        float got = ty_infer_f16_to_f32 ((uint16_t) h);
+        if (e == 0x1F) {
+            if (mant)
+                assert_true (isnan (got));
+            else
+                assert_true (isinf (got) && (got < 0) == sign);
+            continue;
+        }
+        double want = e == 0 ? ldexp (mant, -24) : ldexp (1024 + mant, e - 25);
+        if (sign)
+            want = -want;
+        if ((double) got != want || !signbit (got) != !signbit (want))
+            fail_msg ("half %04x: got %.10g, want %.10g", (unsigned) h, got, want);
+    }
+}
+
+/* Entry i's scale-section field (the builder writes "none"). */
+static void
+s_set_scale (unsigned char *b, size_t i, uint32_t sec)
+{
+    s_put32 (b + 64 + 64 * i + 28, sec);
+}
+
+/* mlp regression [2 -> 2]: INT8 W = scales x q, FP32 bias; FP16 W. */
+static const int8_t s_q[4] = {127, 0, -64, 127};
+static const float s_scales[2] = {0.01f, 0.02f}, s_bias[2] = {0.1f, -0.1f};
+/* 1.0, -2.0, 0.5, 2^-24 (the smallest subnormal) */
+static const uint16_t s_h[4] = {0x3C00, 0xC000, 0x3800, 0x0001};
+
+static unsigned char *
+s_mlp_quant_file (int dtype, size_t *len)
+{
+    static unsigned char arch[TY_INFER_ARCH_LEN * 8];
+    int64_t a[] = {2, 0, 1, 2};
+    s_arch (arch, a, 4);
+    sec_t i8[] = {
+        {TY_INFER_SEC_ARCH, 0, 0, {0}, arch, sizeof arch},
+        {TY_INFER_SEC_SCALES, TY_INFER_DT_F32, 1, {2}, s_scales, sizeof s_scales},
+        {TY_INFER_SEC_TENSOR, TY_INFER_DT_I8, 2, {2, 2}, s_q, sizeof s_q},
+        {TY_INFER_SEC_TENSOR, TY_INFER_DT_F32, 1, {2}, s_bias, sizeof s_bias},
+    };
+    sec_t f16[] = {
+        {TY_INFER_SEC_ARCH, 0, 0, {0}, arch, sizeof arch},
+        {TY_INFER_SEC_TENSOR, TY_INFER_DT_F16, 2, {2, 2}, s_h, sizeof s_h},
+        {TY_INFER_SEC_TENSOR, TY_INFER_DT_F32, 1, {2}, s_bias, sizeof s_bias},
+    };
+    if (dtype != TY_INFER_DT_I8)
+        return s_build (TY_INFER_MLP, f16, 3, len);
+    unsigned char *b = s_build (TY_INFER_MLP, i8, 4, len);
+    s_set_scale (b, 2, 1);
+    return b;
+}
+
+/* textclf: words hello, world, foo (no buckets); the row map keeps rows 0
+ * and 2 (world is pruned); INT8 rows (1, 0) and (0, 1); fc = identity. */
+static const uint32_t s_rowmap[2] = {0, 2};
+static const int8_t s_emb_q[4] = {127, 0, 0, 127};
+static const float s_emb_scales[2] = {1.0f / 127, 1.0f / 127};
+
+#define S_TQ_ROWMAP 6
+#define S_TQ_SCALES 7
+#define S_TQ_EMB    8
+
+static unsigned char *
+s_text_quant_file (size_t *len)
+{
+    static unsigned char arch[TY_INFER_ARCH_LEN * 8], tok[TY_INFER_TOK_LEN * 8], vocab[128];
+    int64_t a[] = {3, 2, 2, 0};
+    s_arch (arch, a, 4);
+    int64_t t[] = {0, 0, 1, 0, 0, 0, 0, 1};
+    for (int i = 0; i < TY_INFER_TOK_LEN; i++)
+        s_put64 (tok + 8 * i, (uint64_t) t[i]);
+    const char *words[] = {"hello", "world", "foo"};
+    size_t vb = s_strtab (vocab, words, 3);
+    sec_t s[] = {
+        {TY_INFER_SEC_ARCH, 0, 0, {0}, arch, sizeof arch},
+        {TY_INFER_SEC_TOKENIZER, 0, 0, {0}, tok, sizeof tok},
+        {TY_INFER_SEC_VOCAB, 0, 0, {0}, vocab, vb},
+        {TY_INFER_SEC_CHAR_SPACE, 0, 0, {0}, NULL, 0},
+        {TY_INFER_SEC_CHAR_PUNCT, 0, 0, {0}, NULL, 0},
+        {TY_INFER_SEC_CHAR_LOWER, 0, 0, {0}, NULL, 0},
+        {TY_INFER_SEC_ROWMAP, 0, 0, {0}, s_rowmap, sizeof s_rowmap},
+        {TY_INFER_SEC_SCALES, TY_INFER_DT_F32, 1, {2}, s_emb_scales, sizeof s_emb_scales},
+        {TY_INFER_SEC_TENSOR, TY_INFER_DT_I8, 2, {2, 2}, s_emb_q, sizeof s_emb_q},
+        {TY_INFER_SEC_TENSOR, TY_INFER_DT_F32, 2, {2, 2}, s_eye, sizeof s_eye},
+        {TY_INFER_SEC_TENSOR, TY_INFER_DT_F32, 1, {2}, s_zero2, sizeof s_zero2},
+    };
+    unsigned char *b = s_build (TY_INFER_TEXTCLF, s, 11, len);
+    s_set_scale (b, S_TQ_EMB, S_TQ_SCALES);
+    return b;
+}
+
+static void
+test_infer_quantized_by_hand (void **state)
+{
+    (void) state;
+    size_t len;
+    const float x[2] = {1, 2};
+    float out[2];
+    unsigned char *b = s_mlp_quant_file (TY_INFER_DT_I8, &len);
+    ty_infer_model_t *m = must_open_bytes (b, len);
+    assert_int_equal (ty_infer_predict_features (m, x, 2, out, 2), TY_INFER_OK);
+    /* W = [[1.27, 0], [-1.28, 2.54]]: 1.27 + 0.1; -1.28 + 5.08 - 0.1 */
+    if (fabs (out[0] - 1.37) > 1e-5 || fabs (out[1] - 3.70) > 1e-5)
+        fail_msg ("int8 mlp: %g %g", out[0], out[1]);
+    assert_int_equal (ty_infer_weight_bytes (m), 4 + 8 + 8);
+    ty_infer_close (&m);
+    free (b);
+
+    b = s_mlp_quant_file (TY_INFER_DT_F16, &len);
+    m = must_open_bytes (b, len);
+    assert_int_equal (ty_infer_predict_features (m, x, 2, out, 2), TY_INFER_OK);
+    /* W = [[1, -2], [0.5, 2^-24]]: 1 - 4 + 0.1; 0.5 + 2^-23 - 0.1 */
+    if (fabs (out[0] - -2.9) > EPS || fabs (out[1] - (0.4 + ldexp (1, -23))) > EPS)
+        fail_msg ("fp16 mlp: %g %g", out[0], out[1]);
+    ty_infer_close (&m);
+    free (b);
+
+    b = s_text_quant_file (&len);
+    assert_int_equal (b[8], 2);   /* a row map makes it version 2 */
+    m = must_open_bytes (b, len);
+    assert_int_equal (ty_infer_kept_rows (m), 2);
+    const char *t1 = "hello world foo";   /* world pruned: mean of (1,0), (0,1) */
+    assert_int_equal (ty_infer_predict_text (m, t1, strlen (t1), out, 2), TY_INFER_OK);
+    s_expect_softmax (out, 0.5, 0.5);
+    /* The ids stay the trainer's: pruning shows only in the sum. */
+    int64_t ids[4];
+    size_t n;
+    assert_int_equal (ty_infer_encode_text (m, t1, strlen (t1), ids, 4, &n), TY_INFER_OK);
+    assert_true (n == 3 && ids[0] == 0 && ids[1] == 1 && ids[2] == 2);
+    assert_int_equal (ty_infer_predict_text (m, "world hello", 11, out, 2), TY_INFER_OK);
+    s_expect_softmax (out, 1, 0);
+    assert_int_equal (ty_infer_predict_text (m, "foo foo world", 13, out, 2), TY_INFER_OK);
+    s_expect_softmax (out, 0, 1);
+    assert_int_equal (ty_infer_predict_text (m, "world", 5, out, 2), TY_INFER_OK);
+    s_expect_softmax (out, 0, 0);   /* every id pruned: an empty bag */
+    /* A long text: the id list leaves its stack buffer for the heap. */
+    size_t big = 6 * 2000;
+    char *longtext = malloc (big + 1);
+    assert_non_null (longtext);
+    for (size_t i = 0; i < 2000; i++)
+        memcpy (longtext + 6 * i, i % 2 ? "hello " : "world ", 6);
+    assert_int_equal (ty_infer_predict_text (m, longtext, big, out, 2), TY_INFER_OK);
+    s_expect_softmax (out, 1, 0);
+    free (longtext);
+    ty_infer_close (&m);
+    free (b);
+}
+
+static size_t
+s_entry_at (size_t i)
+{
+    return 64 + 64 * i;   /* the builder puts the table at 64 */
+}
+
+static uint64_t
+s_get64 (const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t) p[i] << (8 * i);
+    return v;
+}
+
+static void
+test_infer_quantized_corrupt_refused (void **state)
+{
+    (void) state;
+    size_t len;
+    unsigned char *good = s_text_quant_file (&len);
+    unsigned char *b = malloc (len);
+    assert_non_null (b);
+    size_t emb = s_entry_at (S_TQ_EMB), sc = s_entry_at (S_TQ_SCALES);
+    size_t rm = s_entry_at (S_TQ_ROWMAP);
+    size_t rm_off = (size_t) s_get64 (good + rm + 8), sc_off = (size_t) s_get64 (good + sc + 8);
+    for (size_t cut = 0; cut < len; cut++)
+        assert_int_not_equal (s_open_status (good, cut), TY_INFER_OK);
+#define S_BAD_EDIT(edit)                                                    \
+    do {                                                                    \
+        memcpy (b, good, len);                                              \
+        edit;                                                               \
+        assert_int_equal (s_open_status (b, len), TY_INFER_EPROTO);         \
+    } while (0)
+    S_BAD_EDIT (s_put32 (b + emb + 28, 99));              /* no such section */
+    S_BAD_EDIT (s_put32 (b + emb + 28, 0));               /* ARCH, not SCALES */
+    S_BAD_EDIT (s_put32 (b + emb + 28, UINT32_MAX));      /* INT8 without scales */
+    S_BAD_EDIT (s_put32 (b + emb + 28, S_TQ_ROWMAP));     /* the wrong section type */
+    S_BAD_EDIT (s_put64 (b + sc + 32, 3));                /* 3 scales for 2 rows */
+    S_BAD_EDIT (s_put64 (b + sc + 16, 4));                /* 1 scale's bytes */
+    S_BAD_EDIT (s_put32 (b + sc + 4, TY_INFER_DT_F16));   /* scales not FP32 */
+    S_BAD_EDIT (s_put32 (b + sc_off, 0x7FC00000u));       /* a NaN scale */
+    S_BAD_EDIT (s_put32 (b + sc_off + 4, 0xBF800000u));   /* a negative scale */
+    S_BAD_EDIT (s_put64 (b + emb + 16, 3));               /* truncated tensor */
+    S_BAD_EDIT (s_put32 (b + emb + 4, TY_INFER_DT_F16));  /* 4 bytes: not 4 halves */
+    S_BAD_EDIT (s_put32 (b + rm_off, 2));                 /* row map repeats */
+    S_BAD_EDIT ((s_put32 (b + rm_off, 2), s_put32 (b + rm_off + 4, 0)));   /* out of order */
+    S_BAD_EDIT (s_put32 (b + rm_off + 4, 3));             /* past the 3 rows */
+    S_BAD_EDIT (s_put64 (b + rm + 16, 4));                /* 1 kept row, 2 in the tensor */
+    S_BAD_EDIT (s_put64 (b + rm + 16, 6));                /* not whole uint32s */
+    S_BAD_EDIT (s_put32 (b + 8, 1));                      /* a row map in version 1 */
+    S_BAD_EDIT (s_put32 (b + s_entry_at (9) + 28, S_TQ_SCALES));   /* FP32 with scales */
+    S_BAD_EDIT (s_put32 (b + s_entry_at (10) + 4, TY_INFER_DT_I8)); /* an INT8 bias */
+#undef S_BAD_EDIT
+    /* Every field of every entry (scale index included) made to lie:
+     * refused, or opened and predicting in bounds. */
+    uint32_t nsec = good[28];
+    size_t fieldoffs[] = {0, 4, 8, 16, 24, 28, 32, 40};
+    uint64_t lies[] = {0, 1, 2, 7, 63, 64, 1u << 20, UINT64_MAX};
+    for (uint32_t i = 0; i < nsec; i++)
+        for (size_t f = 0; f < sizeof fieldoffs / sizeof fieldoffs[0]; f++)
+            for (size_t l = 0; l < sizeof lies / sizeof lies[0]; l++) {
+                memcpy (b, good, len);
+                unsigned char *e = b + s_entry_at (i) + fieldoffs[f];
+                if (fieldoffs[f] % 8 == 0 && fieldoffs[f] >= 8 && fieldoffs[f] != 24)
+                    s_put64 (e, lies[l]);
+                else
+                    s_put32 (e, (uint32_t) lies[l]);
+                char err[ERRLEN];
+                ty_infer_model_t *m = NULL;
+                if (ty_infer_open (s_file ("lie.tym", b, len), &m, err, sizeof err)
+                    == TY_INFER_OK) {
+                    float out[2];
+                    assert_int_equal (ty_infer_predict_text (m, "hello foo world", 15, out, 2),
+                                      TY_INFER_OK);
+                    ty_infer_close (&m);
+                }
+                else
+                    assert_null (m);
+            }
+    free (b);
+    free (good);
+    /* The mlp files too, truncated anywhere. */
+    for (int dt = TY_INFER_DT_F16; dt <= TY_INFER_DT_I8; dt++) {
+        good = s_mlp_quant_file (dt, &len);
+        for (size_t cut = 0; cut < len; cut++)
+            assert_int_not_equal (s_open_status (good, cut), TY_INFER_OK);
+        free (good);
+    }
+}
+
 static void
 test_infer_topk_and_strerror (void **state)
 {
@@ -491,6 +751,9 @@ main (void)
         cmocka_unit_test (test_infer_cnn_and_ncf_by_hand),
         cmocka_unit_test (test_infer_corrupt_files_refused),
         cmocka_unit_test (test_infer_topk_and_strerror),
+        cmocka_unit_test (test_infer_f16_exact),
+        cmocka_unit_test (test_infer_quantized_by_hand),
+        cmocka_unit_test (test_infer_quantized_corrupt_refused),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

@@ -735,6 +735,30 @@ test_portable_convert_dir (void **state)
     }
     ty_infer_close (&im);
 
+    /* The same directory to an INT8 file of another name: written in
+     * place of nothing else (no temp file left), close to the FP32 one. */
+    char qpath[600];
+    snprintf (qpath, sizeof qpath, "%s/model-int8.tym", dir);
+    ty_portable_opts_t qo = {TY_PORTABLE_INT8, 0};
+    if (ty_portable_convert_dir_opts (dir, &qo, qpath, err, sizeof err) != TY_OK)
+        fail_msg ("convert int8: %s", err);
+    ty_portable_opts_t bad = {(ty_portable_dtype_t) 9, 0};
+    assert_int_equal (ty_portable_convert_dir_opts (dir, &bad, qpath, err, sizeof err), TY_EINVAL);
+    strcat (qpath, ".tmp");
+    assert_int_not_equal (access (qpath, F_OK), 0);
+    qpath[strlen (qpath) - 4] = '\0';
+    im = must_open (path);
+    ty_infer_model_t *qm = must_open (qpath);
+    assert_true (ty_infer_weight_bytes (qm) < ty_infer_weight_bytes (im) / 2);
+    const char *probe = "alpha beta noise gamma";
+    float pf[MAXW], pq[MAXW];
+    assert_int_equal (ty_infer_predict_text (im, probe, strlen (probe), pf, MAXW), TY_INFER_OK);
+    assert_int_equal (ty_infer_predict_text (qm, probe, strlen (probe), pq, MAXW), TY_INFER_OK);
+    for (int c = 0; c < 3; c++)
+        assert_true (fabsf (pf[c] - pq[c]) < 0.05f);
+    ty_infer_close (&qm);
+    ty_infer_close (&im);
+
     /* No model.pt: an error, and no model.tym written over. */
     snprintf (path, sizeof path, "%s/%s", dir, TY_MODELDIR_WEIGHTS);
     assert_int_equal (unlink (path), 0);
@@ -868,12 +892,12 @@ test_portable_corrupt_files_refused (void **state)
     assert_int_not_equal (s_try (good, len - 1), TY_INFER_OK);
     assert_true (refused > 100);
 
-    /* Wrong magic, wrong version. */
+    /* Wrong magic, a version from the future. */
     memcpy (buf, good, len);
     buf[0] = 'X';
     assert_int_equal (s_try (buf, len), TY_INFER_EPROTO);
     memcpy (buf, good, len);
-    buf[8] = 2;
+    buf[8] = TY_INFER_FORMAT_VERSION + 1;
     assert_int_equal (s_try (buf, len), TY_INFER_EPROTO);
 
     /* A lying tensor: bytes, a dimension, an offset past the end, a

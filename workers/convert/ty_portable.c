@@ -2,7 +2,9 @@
  *
  *  The file is assembled as a list of sections in memory, then written in
  *  one go: header, section table, sections each at a multiple of
- *  TY_INFER_ALIGN (zero padding between). Little-endian throughout. */
+ *  TY_INFER_ALIGN (zero padding between). Little-endian throughout.
+ *  Tensors are held as host floats until the options are applied (pruning,
+ *  then FP16 / INT8), then FP32 ones are encoded little-endian. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -22,6 +24,7 @@
 #include "ty_infer.h"
 #include "ty_modeldir.h"
 #include "ty_portable.h"
+#include "ty_quantize.h"
 
 #define S_MAX_SECTIONS   64
 #define S_UNICODE_LAST   0x10FFFFu
@@ -32,7 +35,8 @@ typedef struct {
     uint64_t dims[TY_INFER_MAX_DIMS];
     unsigned char *data;      /* owned */
     uint64_t bytes;
-    const char *name;         /* tensors: the shim's name, for messages */
+    uint32_t scale;           /* INT8: index of its SCALES section; else UINT32_MAX */
+    bool host_f32;            /* data is host-order floats, to encode at the end */
 } s_section_t;
 
 typedef struct {
@@ -83,6 +87,7 @@ s_add (s_file_t *f, uint32_t type, uint32_t dtype, unsigned char *data, uint64_t
     s->dtype = dtype;
     s->data = data;
     s->bytes = bytes;
+    s->scale = UINT32_MAX;
     return TY_OK;
 }
 
@@ -297,21 +302,125 @@ s_on_tensor (void *arg, const char *name, int ndim, const int64_t *shape, const 
     unsigned char *p = malloc (numel ? numel * 4 : 1);
     if (!p)
         return TY_ENOMEM;
-    /* Floats as little-endian IEEE 754 bytes. */
-    for (uint64_t i = 0; i < numel; i++) {
-        uint32_t v;
-        memcpy (&v, &data[i], 4);
-        s_put32 (p + 4 * i, v);
-    }
+    memcpy (p, data, numel * 4);   /* host floats; encoded after the options */
     int rc = s_add (f, TY_INFER_SEC_TENSOR, TY_INFER_DT_F32, p, numel * 4);
     if (rc != TY_OK)
         return rc;
     s_section_t *s = &f->sec[f->n - 1];
+    s->host_f32 = true;
     s->ndim = (uint32_t) ndim;
     for (int i = 0; i < ndim; i++)
         s->dims[i] = (uint64_t) shape[i];
     x->seen++;
     return TY_OK;
+}
+
+/* ==== options: pruning, FP16, INT8 ========================================= */
+
+/* textclf: the embedding (the first tensor) cut to the max_rows rows of
+ * largest L2 norm, and a ROWMAP section listing them. */
+static int
+s_prune (s_file_t *f, uint64_t max_rows)
+{
+    s_section_t *emb = NULL;
+    for (size_t i = 0; i < f->n && !emb; i++)
+        if (f->sec[i].type == TY_INFER_SEC_TENSOR)
+            emb = &f->sec[i];
+    if (!emb || emb->ndim != 2 || max_rows >= emb->dims[0])
+        return TY_OK;   /* nothing to drop */
+    size_t rows = (size_t) emb->dims[0], dim = (size_t) emb->dims[1], keep = (size_t) max_rows;
+    uint32_t *kept = malloc (keep * sizeof *kept);
+    float *cut = malloc (keep * dim * sizeof *cut);
+    unsigned char *map = malloc (keep * 4);
+    const float *w = (const float *) (const void *) emb->data;
+    if (!kept || !cut || !map || ty_quantize_top_rows (w, rows, dim, keep, kept) != 0) {
+        free (kept);
+        free (cut);
+        free (map);
+        return s_fail (f->err, f->errlen, TY_ENOMEM, "out of memory pruning %zu rows", rows);
+    }
+    for (size_t i = 0; i < keep; i++) {
+        memcpy (cut + i * dim, w + (size_t) kept[i] * dim, dim * sizeof *cut);
+        s_put32 (map + 4 * i, kept[i]);
+    }
+    free (kept);
+    free (emb->data);
+    emb->data = (unsigned char *) cut;
+    emb->dims[0] = keep;
+    emb->bytes = (uint64_t) keep * dim * 4;
+    return s_add (f, TY_INFER_SEC_ROWMAP, TY_INFER_DT_BYTES, map, (uint64_t) keep * 4);
+}
+
+/* Weights (tensors of 2+ dimensions) to FP16 or INT8; biases stay FP32. */
+static int
+s_convert (s_file_t *f, ty_portable_dtype_t dtype)
+{
+    size_t n = f->n;   /* SCALES sections are appended: not visited */
+    for (size_t i = 0; i < n; i++) {
+        s_section_t *s = &f->sec[i];
+        if (s->type != TY_INFER_SEC_TENSOR || s->ndim < 2)
+            continue;
+        size_t numel = (size_t) (s->bytes / 4), rows = (size_t) s->dims[0];
+        const float *w = (const float *) (const void *) s->data;
+        if (dtype == TY_PORTABLE_FP16) {
+            unsigned char *h = malloc (numel ? numel * 2 : 1);
+            if (!h)
+                return TY_ENOMEM;
+            for (size_t k = 0; k < numel; k++) {
+                uint16_t v = ty_quantize_f16 (w[k]);
+                h[2 * k] = (unsigned char) (v & 0xFF);
+                h[2 * k + 1] = (unsigned char) (v >> 8);
+            }
+            free (s->data);
+            s->data = h;
+            s->bytes = (uint64_t) numel * 2;
+            s->dtype = TY_INFER_DT_F16;
+            s->host_f32 = false;
+            continue;
+        }
+        if (numel < TY_PORTABLE_I8_MIN_NUMEL || rows == 0)
+            continue;
+        int8_t *q = malloc (numel);
+        float *sc = malloc (rows * sizeof *sc);
+        if (!q || !sc) {
+            free (q);
+            free (sc);
+            return TY_ENOMEM;
+        }
+        (void) ty_quantize_i8_rows (w, rows, numel / rows, q, sc);
+        free (s->data);
+        s->data = (unsigned char *) q;
+        s->bytes = numel;
+        s->dtype = TY_INFER_DT_I8;
+        s->host_f32 = false;
+        s->scale = (uint32_t) f->n;
+        int rc = s_add (f, TY_INFER_SEC_SCALES, TY_INFER_DT_F32, (unsigned char *) sc,
+                        (uint64_t) rows * 4);
+        if (rc != TY_OK)
+            return rc;
+        s = &f->sec[f->n - 1];
+        s->ndim = 1;
+        s->dims[0] = rows;
+        s->host_f32 = true;
+    }
+    return TY_OK;
+}
+
+/* Host floats -> little-endian IEEE 754 bytes, in place. */
+static void
+s_encode_floats (s_file_t *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        s_section_t *s = &f->sec[i];
+        if (!s->host_f32)
+            continue;
+        for (uint64_t k = 0; k < s->bytes / 4; k++) {
+            uint32_t v;
+            memcpy (&v, s->data + 4 * k, 4);
+            s_put32 (s->data + 4 * k, v);
+        }
+        s->host_f32 = false;
+    }
 }
 
 /* ==== writing =============================================================== */
@@ -350,12 +459,18 @@ s_emit (const s_file_t *f, uint32_t kind, const char *path, char *err, size_t er
         off = s_align (off + f->sec[i].bytes);
     }
     uint64_t total = off;
+    /* A row map changes what the embedding's rows mean: version 2, which
+     * version-1 readers refuse (they would skip the section). */
+    uint32_t version = TY_INFER_FORMAT_V1;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->sec[i].type == TY_INFER_SEC_ROWMAP)
+            version = TY_INFER_FORMAT_VERSION;
     size_t head_len = (size_t) s_align (table + f->n * TY_INFER_ENTRY_LEN);
     unsigned char *head = calloc (head_len, 1);
     if (!head)
         return TY_ENOMEM;
     memcpy (head, TY_INFER_MAGIC, TY_INFER_MAGIC_LEN);
-    s_put32 (head + 8, TY_INFER_FORMAT_VERSION);
+    s_put32 (head + 8, version);
     s_put32 (head + 12, TY_INFER_HEADER_LEN);
     s_put64 (head + 16, total);
     s_put32 (head + 24, kind);
@@ -370,7 +485,7 @@ s_emit (const s_file_t *f, uint32_t kind, const char *path, char *err, size_t er
         s_put64 (e + 8, offs[i]);
         s_put64 (e + 16, s->bytes);
         s_put32 (e + 24, s->ndim);
-        s_put32 (e + 28, UINT32_MAX);   /* no scale section (FP32) */
+        s_put32 (e + 28, s->scale);
         for (int d = 0; d < TY_INFER_MAX_DIMS; d++)
             s_put64 (e + 32 + 8 * d, s->dims[d]);
     }
@@ -428,8 +543,25 @@ int
 ty_portable_write (ty_torch_model_t *model, const ty_portable_meta_t *meta, const char *path,
                    char *err, size_t errlen)
 {
+    return ty_portable_write_opts (model, meta, NULL, path, err, errlen);
+}
+
+int
+ty_portable_write_opts (ty_torch_model_t *model, const ty_portable_meta_t *meta,
+                        const ty_portable_opts_t *opts, const char *path, char *err,
+                        size_t errlen)
+{
     if (!model || !path)
         return s_fail (err, errlen, TY_EINVAL, "model or path is NULL");
+    ty_portable_opts_t fp32 = {TY_PORTABLE_FP32, 0};
+    if (!opts)
+        opts = &fp32;
+    ty_portable_dtype_t dtype = opts->dtype ? opts->dtype : TY_PORTABLE_FP32;
+    if (dtype != TY_PORTABLE_FP32 && dtype != TY_PORTABLE_FP16 && dtype != TY_PORTABLE_INT8)
+        return s_fail (err, errlen, TY_EINVAL, "element type %d is not FP32, FP16 or INT8",
+                       (int) dtype);
+    if (err && errlen)
+        err[0] = '\0';   /* later steps fill it only if still empty */
     const ty_torch_params_t *p = ty_torch_params (model);
     ty_portable_meta_t none = {NULL, NULL, 0};
     if (!meta)
@@ -476,8 +608,16 @@ ty_portable_write (ty_torch_model_t *model, const ty_portable_meta_t *meta, cons
     }
     else if (rc == TY_ENOMEM)
         s_fail (err, errlen, rc, "out of memory");
-    if (rc == TY_OK)
+    if (rc == TY_OK && p->kind == TY_TORCH_TEXTCLF && opts->max_rows > 0)
+        rc = s_prune (&f, opts->max_rows);
+    if (rc == TY_OK && dtype != TY_PORTABLE_FP32)
+        rc = s_convert (&f, dtype);
+    if (rc == TY_ENOMEM && err && errlen && !err[0])
+        s_fail (err, errlen, rc, "out of memory");
+    if (rc == TY_OK) {
+        s_encode_floats (&f);
         rc = s_emit (&f, (uint32_t) p->kind, path, err, errlen);
+    }
     s_file_free (&f);
     if (rc == TY_OK && err && errlen)
         err[0] = '\0';
@@ -490,6 +630,18 @@ ty_portable_convert_dir (const char *dir, char *err, size_t errlen)
     char path[TY_MODELDIR_PATH_MAX];
     if (!dir)
         return s_fail (err, errlen, TY_EINVAL, "dir is NULL");
+    if (snprintf (path, sizeof path, "%s/%s", dir, TY_PORTABLE_FILE) >= (int) sizeof path)
+        return s_fail (err, errlen, TY_EINVAL, "path too long");
+    return ty_portable_convert_dir_opts (dir, NULL, path, err, errlen);
+}
+
+int
+ty_portable_convert_dir_opts (const char *dir, const ty_portable_opts_t *opts,
+                              const char *out_path, char *err, size_t errlen)
+{
+    char path[TY_MODELDIR_PATH_MAX];
+    if (!dir || !out_path)
+        return s_fail (err, errlen, TY_EINVAL, "dir or out_path is NULL");
     if (snprintf (path, sizeof path, "%s/%s", dir, TY_MODELDIR_WEIGHTS) >= (int) sizeof path)
         return s_fail (err, errlen, TY_EINVAL, "path too long");
     ty_torch_model_t *model = NULL;
@@ -516,10 +668,7 @@ ty_portable_convert_dir (const char *dir, char *err, size_t errlen)
     }
     if (rc == TY_OK) {
         ty_portable_meta_t meta = {ty_batch_feat_vocab (feat), labels, nlabels};
-        if (snprintf (path, sizeof path, "%s/%s", dir, TY_PORTABLE_FILE) >= (int) sizeof path)
-            rc = s_fail (err, errlen, TY_EINVAL, "path too long");
-        else
-            rc = ty_portable_write (model, &meta, path, err, errlen);
+        rc = ty_portable_write_opts (model, &meta, opts, out_path, err, errlen);
     }
     free (labels);
     ty_batch_feat_destroy (&feat);

@@ -13,7 +13,11 @@
  *  space, punctuation and lower case above U+007F, from C.UTF-8), so the
  *  runtime needs no locale to give the same ids.
  *
- *  FP32 only for now; the format reserves FP16 and INT8 with scales.
+ *  Weights in FP32, FP16 or INT8 (ty_portable_opts_t; the rules are in
+ *  docs/model-format.md): INT8 is symmetric per output channel (one FP32
+ *  scale per row), biases and weights under TY_PORTABLE_I8_MIN_NUMEL
+ *  elements stay FP32. textclf embeddings can be pruned to the max_rows
+ *  rows of largest L2 norm (a ROWMAP section; format version 2).
  *  Not portable yet: mlp models on text (TF-IDF input) and ncf's user/item
  *  name maps (the runtime takes model indexes).
  *
@@ -24,11 +28,28 @@
 #define TY_PORTABLE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ty_tokenize.h"
 #include "ty_torch.h"
 
 #define TY_PORTABLE_FILE "model.tym"   /* in a model version directory */
+/* INT8 files keep a weight in FP32 below this many elements: the scales
+ * (4 bytes a row) and the rounding would cost more than the < 1 KB saved,
+ * and such tensors are output layers, where rounding hurts most. */
+#define TY_PORTABLE_I8_MIN_NUMEL 256
+
+typedef enum {
+    TY_PORTABLE_FP32 = 1,
+    TY_PORTABLE_FP16 = 2,
+    TY_PORTABLE_INT8 = 3,
+} ty_portable_dtype_t;   /* = the file's element types (TY_INFER_DT_*) */
+
+typedef struct {
+    ty_portable_dtype_t dtype;   /* weights' element type; 0 = FP32 */
+    uint64_t max_rows;           /* textclf: keep at most this many embedding rows
+                                    (0 = all); ignored for the other kinds */
+} ty_portable_opts_t;
 
 typedef struct {
     const ty_vocab_t *vocab;           /* textclf: tokenizer + words (required); else NULL */
@@ -40,7 +61,18 @@ typedef struct {
 int ty_portable_write (ty_torch_model_t *model, const ty_portable_meta_t *meta,
                        const char *path, char *err, size_t errlen);
 
-/* dir/model.pt + dir/feat.json (+ vocab.txt) -> dir/model.tym. */
+/* The same with options (NULL = FP32, every row). */
+int ty_portable_write_opts (ty_torch_model_t *model, const ty_portable_meta_t *meta,
+                            const ty_portable_opts_t *opts, const char *path, char *err,
+                            size_t errlen);
+
+/* dir/model.pt + dir/feat.json (+ vocab.txt) -> dir/model.tym (FP32). */
 int ty_portable_convert_dir (const char *dir, char *err, size_t errlen);
+
+/* dir/model.pt + feat.json (+ vocab.txt) -> out_path (e.g.
+ * dir/model-int8.tym), atomically. opts NULL = FP32. TY_EINVAL for a bad
+ * dtype. */
+int ty_portable_convert_dir_opts (const char *dir, const ty_portable_opts_t *opts,
+                                  const char *out_path, char *err, size_t errlen);
 
 #endif

@@ -6,6 +6,9 @@
  *                  `trainyard evaluate` left beside each version (read from
  *                  the data directory: --data, env TRAINYARD_DATA, else
  *                  <state dir>/data).
+ *    export M DIR  a version's artifacts (model*.tym, model.onnx) and a
+ *                  manifest (kind, label map, sha256 of each) copied into a
+ *                  new directory: built beside it, renamed into place.
  *    list, show, register, promote, rollback, revert, default, delete,
  *    history, resolve
  *                  the model registry (storage/ty_registry.h), opened
@@ -14,14 +17,22 @@
  *                  into the audit log.
  */
 #include "cmd.h"
+#include "ty_dataset.h"
+#include "ty_infer.h"
 #include "ty_registry.h"
 #include "ty_report.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 /* Defined in cmd_evaluate.c (they belong in cmd.h). */
 
@@ -42,6 +53,7 @@ static int s_default (cmd_ctx_t *ctx, int argc, char **argv);
 static int s_delete (cmd_ctx_t *ctx, int argc, char **argv);
 static int s_history (cmd_ctx_t *ctx, int argc, char **argv);
 static int s_resolve (cmd_ctx_t *ctx, int argc, char **argv);
+static int s_export (cmd_ctx_t *ctx, int argc, char **argv);
 
 static const s_sub_t s_subs [] = {
     { "compare",  s_compare,  "two evaluated versions side by side (metrics.json)" },
@@ -55,6 +67,7 @@ static const s_sub_t s_subs [] = {
     { "delete",   s_delete,   "forget a version (not production, not the default)" },
     { "history",  s_history,  "the audit log: every change, when, who, why" },
     { "resolve",  s_resolve,  "which version M@production|canary|latest|N|serving means" },
+    { "export",   s_export,   "copy a version's artifacts + manifest into a new directory" },
     { NULL, NULL, NULL }
 };
 
@@ -807,6 +820,326 @@ s_resolve (cmd_ctx_t *ctx, int argc, char **argv)
         return cmd_json_print (j);
     }
     printf ("%s@%" PRIu64 " (%s)\n", name, version, ty_registry_stage_name (stage));
+    return TY_CMD_EXIT_OK;
+}
+
+/* ---- export ------------------------------------------------------------------- */
+
+#define S_EXPORT_MANIFEST      "manifest.json"
+#define S_EXPORT_FORMAT        1          /* "format" of manifest.json */
+#define S_EXPORT_COPY_BYTES    (1u << 20) /* copy buffer */
+#define S_EXPORT_NFDS          16         /* nftw descriptors when removing an old copy */
+
+/* The artifacts a --format names: (format, file in the version dir). */
+static const struct {
+    const char *format, *file;
+} s_export_files [] = {
+    { "tym",  "model.tym" },
+    { "fp16", "model-fp16.tym" },
+    { "int8", "model-int8.tym" },
+    { "onnx", "model.onnx" },
+};
+#define S_EXPORT_NFILES (sizeof s_export_files / sizeof s_export_files [0])
+
+static void
+s_export_usage (FILE *out)
+{
+    fprintf (out,
+        "Usage: trainyard model export NAME[@V] DIR [OPTIONS]\n"
+        "\n"
+        "Copies a version's deployable artifacts and a manifest.json (model, kind,\n"
+        "label map, every file with its sha256) into DIR, which must not exist\n"
+        "(--force replaces it). The copy is built in a temporary directory beside\n"
+        "DIR and renamed into place: DIR is the old copy or the new one, never a\n"
+        "mix. NAME@V: a number, production, canary, default or latest.\n"
+        "\n"
+        "  --format F      tym (model.tym, default), fp16, int8, onnx, or all (every\n"
+        "                  artifact the version has); `trainyard convert` makes them\n"
+        "  --force         replace DIR if it exists\n"
+        "  --data DIR      data directory (env TRAINYARD_DATA, else <state dir>/data)\n"
+        "  --json          print the manifest\n"
+        "  -h, --help      this help\n");
+}
+
+/* The version directory of spec: numbers and "M" on disk, stage names
+ * through the registry. 0 or a printed error. */
+static int
+s_export_dir (const char *data, const char *spec, char *name, uint64_t *version, char *dir,
+              size_t len)
+{
+    const char *at = strchr (spec, '@');
+    int numeric = !at || (at [1] && strspn (at + 1, "0123456789") == strlen (at + 1));
+    char numbered [TY_REGISTRY_NAME_MAX + 32];
+    const char *why = "";
+    if (!numeric) {
+        ty_registry_t *reg = NULL;
+        int rc = ty_registry_open (data, &reg);
+        if (rc != TY_OK)
+            return cmd_error ("model registry in %s: %s", data, ty_strerror (rc));
+        rc = ty_registry_resolve (reg, spec, NULL, name, version, NULL);
+        if (rc != TY_OK) {
+            rc = s_reg_fail (reg, rc, spec);
+            ty_registry_destroy (&reg);
+            return rc;
+        }
+        ty_registry_destroy (&reg);
+        snprintf (numbered, sizeof numbered, "%s@%" PRIu64, name, *version);
+        spec = numbered;
+    }
+    int rc = ty_report_model_spec_parse (spec, name, version, &why);
+    if (rc == TY_OK)
+        rc = ty_report_model_dir (data, spec, dir, len, version, &why);
+    if (rc != TY_OK)
+        return cmd_error ("%s: %s (data directory %s)", spec, *why ? why : ty_strerror (rc), data);
+    return 0;
+}
+
+/* Copies src to dst (new file), fsynced. 0 or a printed error. */
+static int
+s_export_copy (const char *src, const char *dst)
+{
+    FILE *in = fopen (src, "rbe");
+    if (!in)
+        return cmd_error ("%s: %s", src, strerror (errno));
+    FILE *out = fopen (dst, "wbxe");
+    if (!out) {
+        int e = errno;
+        fclose (in);
+        return cmd_error ("%s: %s", dst, strerror (e));
+    }
+    char *buf = malloc (S_EXPORT_COPY_BYTES);
+    int rc = buf ? 0 : cmd_error ("out of memory");
+    size_t n;
+    while (!rc && (n = fread (buf, 1, S_EXPORT_COPY_BYTES, in)) > 0)
+        if (fwrite (buf, 1, n, out) != n)
+            rc = cmd_error ("%s: %s", dst, strerror (errno));
+    if (!rc && ferror (in))
+        rc = cmd_error ("%s: read error", src);
+    free (buf);
+    fclose (in);
+    if (!rc && (fflush (out) != 0 || fsync (fileno (out)) != 0))
+        rc = cmd_error ("%s: %s", dst, strerror (errno));
+    if (fclose (out) != 0 && !rc)
+        rc = cmd_error ("%s: %s", dst, strerror (errno));
+    return rc;
+}
+
+static int
+s_export_rm_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st;
+    (void) ftw;
+    return flag == FTW_DP ? rmdir (path) : unlink (path);
+}
+
+/* rm -rf path (a copy this command made, or the one it replaces). */
+static int
+s_export_rmtree (const char *path)
+{
+    return nftw (path, s_export_rm_one, S_EXPORT_NFDS, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The manifest: where the files came from, what the model is, digests. */
+static cJSON *
+s_export_manifest (const char *name, uint64_t version, const char *src_dir, const char *tmp,
+                   const char *const *files, size_t n)
+{
+    cJSON *man = cJSON_CreateObject ();
+    cJSON *arr = NULL, *labels = NULL;
+    if (!man || !cJSON_AddNumberToObject (man, "format", S_EXPORT_FORMAT)
+        || !cJSON_AddStringToObject (man, "model", name)
+        || !cJSON_AddNumberToObject (man, "version", (double) version)
+        || !cJSON_AddStringToObject (man, "source", src_dir)
+        || !cJSON_AddNumberToObject (man, "exported_ms", (double) time (NULL) * 1000.0)
+        || !(labels = cJSON_AddArrayToObject (man, "labels"))
+        || !(arr = cJSON_AddArrayToObject (man, "files"))) {
+        cJSON_Delete (man);
+        cmd_error ("out of memory");
+        return NULL;
+    }
+    const char *kind = "unknown";
+    for (size_t i = 0; i < n; i++) {
+        char path [PATH_MAX + 64], hex [65];
+        uint64_t bytes = 0;
+        snprintf (path, sizeof path, "%s/%s", tmp, files [i]);
+        int rc = ty_dataset_file_sha256 (path, hex, &bytes);
+        if (rc != TY_OK) {
+            cJSON_Delete (man);
+            cmd_error ("sha256 of %s: %s", path, ty_strerror (rc));
+            return NULL;
+        }
+        cJSON *o = cJSON_CreateObject ();
+        if (!o || !cJSON_AddStringToObject (o, "file", files [i])
+            || !cJSON_AddNumberToObject (o, "bytes", (double) bytes)
+            || !cJSON_AddStringToObject (o, "sha256", hex)
+            || !cJSON_AddItemToArray (arr, o)) {
+            cJSON_Delete (o);
+            cJSON_Delete (man);
+            cmd_error ("out of memory");
+            return NULL;
+        }
+        /* kind and label map from the first portable file */
+        ty_infer_model_t *m = NULL;
+        if (!strcmp (kind, "unknown") && strstr (files [i], ".tym")
+            && ty_infer_open (path, &m, NULL, 0) == TY_INFER_OK) {
+            kind = ty_infer_kind_name (ty_infer_kind (m));
+            for (size_t k = 0; k < ty_infer_nlabels (m); k++)
+                cJSON_AddItemToArray (labels, cJSON_CreateString (ty_infer_label (m, k)));
+            ty_infer_close (&m);
+        }
+    }
+    if (!cJSON_AddStringToObject (man, "kind", kind)) {
+        cJSON_Delete (man);
+        cmd_error ("out of memory");
+        return NULL;
+    }
+    return man;
+}
+
+/* tmp takes dest's place: a plain rename when dest is new; with --force an
+ * atomic exchange (renameat2), then the old copy is removed. */
+static int
+s_export_publish (const char *tmp, const char *dest, int exists)
+{
+    if (!exists) {
+        if (rename (tmp, dest) != 0)
+            return cmd_error ("rename %s -> %s: %s", tmp, dest, strerror (errno));
+        return 0;
+    }
+    if (renameat2 (AT_FDCWD, tmp, AT_FDCWD, dest, RENAME_EXCHANGE) == 0) {
+        /* tmp now holds the old copy */
+        if (s_export_rmtree (tmp) != 0)
+            fprintf (stderr, "trainyard: warning: could not remove the old copy %s\n", tmp);
+        return 0;
+    }
+    /* a file system without exchange: move the old copy aside first */
+    char old [PATH_MAX + 32];
+    snprintf (old, sizeof old, "%s.old-%ld", dest, (long) getpid ());
+    if (rename (dest, old) != 0)
+        return cmd_error ("rename %s -> %s: %s", dest, old, strerror (errno));
+    if (rename (tmp, dest) != 0) {
+        int e = errno;
+        if (rename (old, dest) != 0)
+            fprintf (stderr, "trainyard: the old copy is at %s\n", old);
+        return cmd_error ("rename %s -> %s: %s", tmp, dest, strerror (e));
+    }
+    if (s_export_rmtree (old) != 0)
+        fprintf (stderr, "trainyard: warning: could not remove the old copy %s\n", old);
+    return 0;
+}
+
+static int
+s_export (cmd_ctx_t *ctx, int argc, char **argv)
+{
+    const char *cmd = "model export";
+    enum { OPT_DATA = 256, OPT_FORMAT, OPT_FORCE, OPT_JSON };
+    static const struct option opts [] = {
+        { "data",   required_argument, NULL, OPT_DATA },
+        { "format", required_argument, NULL, OPT_FORMAT },
+        { "force",  no_argument,       NULL, OPT_FORCE },
+        { "json",   no_argument,       NULL, OPT_JSON },
+        { "help",   no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *data_flag = NULL, *format = "tym";
+    int force = 0, json = ctx->json, c;
+    while ((c = getopt_long (argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_DATA:   data_flag = optarg; break;
+        case OPT_FORMAT: format = optarg; break;
+        case OPT_FORCE:  force = 1; break;
+        case OPT_JSON:   json = 1; break;
+        case 'h':        s_export_usage (stdout); return TY_CMD_EXIT_OK;
+        default:         return cmd_getopt_error (cmd, c, argv);
+        }
+    }
+    if (argc - optind != 2)
+        return cmd_usage_error (cmd, "expected NAME[@VERSION] DIR");
+    int all = !strcmp (format, "all"), known = all;
+    for (size_t i = 0; i < S_EXPORT_NFILES; i++)
+        known |= !strcmp (format, s_export_files [i].format);
+    if (!known)
+        return cmd_usage_error (cmd, "--format: tym, fp16, int8, onnx or all, not '%s'", format);
+    const char *spec = argv [optind], *dest = argv [optind + 1];
+    size_t dlen = strlen (dest);
+    while (dlen > 1 && dest [dlen - 1] == '/')
+        dlen--;
+    if (!dlen || dlen >= PATH_MAX)
+        return cmd_usage_error (cmd, "DIR: an empty or too long path");
+    char data [PATH_MAX], dir [PATH_MAX], name [TY_REGISTRY_NAME_MAX + 1];
+    uint64_t version = 0;
+    if (cmd_data_dir (data_flag, data, sizeof data))
+        return TY_CMD_EXIT_ERROR;
+    if (s_export_dir (data, spec, name, &version, dir, sizeof dir))
+        return TY_CMD_EXIT_ERROR;
+
+    /* which files */
+    const char *files [S_EXPORT_NFILES];
+    size_t n = 0;
+    for (size_t i = 0; i < S_EXPORT_NFILES; i++) {
+        if (!all && strcmp (format, s_export_files [i].format))
+            continue;
+        char path [PATH_MAX + 64];
+        snprintf (path, sizeof path, "%s/%s", dir, s_export_files [i].file);
+        if (access (path, R_OK) == 0)
+            files [n++] = s_export_files [i].file;
+        else if (!all)
+            return cmd_error ("%s@%" PRIu64 " has no %s: run `trainyard convert --model %s@%"
+                              PRIu64 " --to %s`", name, version, s_export_files [i].file, name,
+                              version, !strcmp (format, "tym") ? "fp32" : format);
+    }
+    if (!n)
+        return cmd_error ("%s@%" PRIu64 " has no deployable artifact (model*.tym, model.onnx): "
+                          "run `trainyard convert`", name, version);
+
+    char target [PATH_MAX], tmp [PATH_MAX + 32];
+    snprintf (target, sizeof target, "%.*s", (int) dlen, dest);
+    struct stat st;
+    int exists = lstat (target, &st) == 0;
+    if (exists && !force)
+        return cmd_error ("%s exists: give --force to replace it", target);
+    if (exists && !S_ISDIR (st.st_mode))
+        return cmd_error ("%s exists and is not a directory", target);
+    snprintf (tmp, sizeof tmp, "%s.tmp-%ld", target, (long) getpid ());
+    if (mkdir (tmp, 0755) != 0)
+        return cmd_error ("mkdir %s: %s", tmp, strerror (errno));
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        char src [PATH_MAX + 64], dst [PATH_MAX + 96];
+        snprintf (src, sizeof src, "%s/%s", dir, files [i]);
+        snprintf (dst, sizeof dst, "%s/%s", tmp, files [i]);
+        rc = s_export_copy (src, dst);
+    }
+    cJSON *man = rc ? NULL : s_export_manifest (name, version, dir, tmp, files, n);
+    if (!rc && !man)
+        rc = TY_CMD_EXIT_ERROR;
+    if (!rc) {
+        char *text = cJSON_Print (man);
+        char mpath [PATH_MAX + 64];
+        snprintf (mpath, sizeof mpath, "%s/%s", tmp, S_EXPORT_MANIFEST);
+        FILE *fp = text ? fopen (mpath, "wxe") : NULL;
+        if (!fp || fputs (text, fp) == EOF || fputc ('\n', fp) == EOF || fflush (fp) != 0
+            || fsync (fileno (fp)) != 0)
+            rc = cmd_error ("%s: %s", mpath, text ? strerror (errno) : "out of memory");
+        if (fp && fclose (fp) != 0 && !rc)
+            rc = cmd_error ("%s: %s", mpath, strerror (errno));
+        cJSON_free (text);
+    }
+    if (!rc)
+        rc = s_export_publish (tmp, target, exists);
+    if (rc) {
+        if (s_export_rmtree (tmp) != 0 && errno != ENOENT)
+            fprintf (stderr, "trainyard: could not remove %s\n", tmp);
+        cJSON_Delete (man);
+        return TY_CMD_EXIT_ERROR;
+    }
+    if (json)
+        return cmd_json_print (man);
+    printf ("%s@%" PRIu64 " -> %s:", name, version, target);
+    for (size_t i = 0; i < n; i++)
+        printf (" %s", files [i]);
+    printf (" %s\n", S_EXPORT_MANIFEST);
+    cJSON_Delete (man);
     return TY_CMD_EXIT_OK;
 }
 

@@ -295,7 +295,7 @@ cmd_submit (cmd_ctx_t *ctx, int argc, char **argv)
     if (!build) {
         static const char *s_instead [][2] = {
             { "prepare", "trainyard dataset import|append" }, { "train", "trainyard train" },
-            { "evaluate", "trainyard evaluate" }, { "convert", "(not built yet: issue 6)" },
+            { "evaluate", "trainyard evaluate" }, { "convert", "trainyard convert" },
         };
         const char *instead = "";
         for (size_t i = 0; i < sizeof s_instead / sizeof s_instead [0]; i++)

@@ -52,6 +52,10 @@ int cmd_train   (cmd_ctx_t *ctx, int argc, char **argv);
 int cmd_evaluate (cmd_ctx_t *ctx, int argc, char **argv);
 int cmd_model   (cmd_ctx_t *ctx, int argc, char **argv);
 int cmd_predict (cmd_ctx_t *ctx, int argc, char **argv);
+int cmd_pipeline (cmd_ctx_t *ctx, int argc, char **argv);
+int cmd_schedule (cmd_ctx_t *ctx, int argc, char **argv);
+int cmd_trigger (cmd_ctx_t *ctx, int argc, char **argv);
+int cmd_convert (cmd_ctx_t *ctx, int argc, char **argv);
 /* The data directory (datasets, models) as the workers of `trainyard up` see
    it: --data (flag), else $TRAINYARD_DATA, else <state dir>/data. 0 or a
    printed error (cmd_statedir.c). */
@@ -96,6 +100,13 @@ int cmd_parse_long (const char *s, long min, long max, long *out);
 
 /* A client connected to ctx->broker, or NULL after printing why. */
 ty_client_t *cmd_connect (cmd_ctx_t *ctx);
+
+/* Redis of the local cluster, for the commands that keep their records there
+ * (schedule, trigger): flag (--redis), else $TRAINYARD_REDIS, else the port
+ * in <state dir>/redis.conf. A connected ty_redis_t (storage/ty_redis.h), or
+ * NULL after printing why. In cmd_schedule.c. */
+struct _ty_redis_t;
+struct _ty_redis_t *cmd_schedule_redis_connect (const char *flag);
 
 /* ---- formatting (cmd_format.c) ------------------------------------------ */
 

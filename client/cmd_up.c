@@ -62,6 +62,7 @@ typedef struct {
     long        workers [S_NTYPES];     /* count per type; -1 = not asked */
     int         workers_given;
     char        exe_broker [PATH_MAX];
+    char        exe_scheduler [PATH_MAX];   /* "" if not built */
     char        exe_redis [PATH_MAX];
     char        exe_workers [S_NTYPES][PATH_MAX];
 } s_up_t;
@@ -508,6 +509,9 @@ s_summary (const s_up_t *up, cmd_supervisor_t *sup, int nchildren)
         else if (!strcmp (name, "broker"))
             snprintf (where, sizeof where, "clients tcp://%s:%ld  workers tcp://%s:%ld",
                       up->bind, up->port, up->bind, up->port + 1);
+        else if (!strcmp (name, "scheduler"))
+            snprintf (where, sizeof where, "schedules and triggers from redis://127.0.0.1:%ld",
+                      up->redis_port);
         else
             snprintf (where, sizeof where, "-> tcp://%s:%ld", up->connect_host, up->port + 1);
         s_say ("  %-12s pid %-7d %s\n", name, (int) cmd_supervisor_pid (sup, i), where);
@@ -583,7 +587,27 @@ s_bring_up (const s_up_t *up, cmd_supervisor_t *sup, int *nchildren)
             last_worker++;
         }
     }
-    *nchildren = last_worker;
+    /* The scheduler (schedules, retrain triggers) when it is built: after
+       the workers, so a run it starts at once finds them. */
+    int scheduler = -1;
+    char sched_log [PATH_MAX], sched_redis [64];
+    if (up->exe_scheduler [0]) {
+        if (cmd_statedir_path (sched_log, sizeof sched_log, up->dir, "logs/scheduler.log"))
+            return cmd_error ("up: state directory path too long");
+        snprintf (sched_redis, sizeof sched_redis, "redis://127.0.0.1:%ld", up->redis_port);
+        /* a stable id: a restarted scheduler takes back its own leases at once */
+        char *argv [16] = { (char *) up->exe_scheduler, "--redis", sched_redis,
+                            "--broker", connect_ep, "--data", data_dir, "--id", "up",
+                            "--log-file", sched_log, NULL };
+        if (up->log_level) {
+            argv [11] = "--log-level";
+            argv [12] = (char *) up->log_level;
+            argv [13] = NULL;
+        }
+        if ((scheduler = s_add (sup, up, "scheduler", 2, argv)) < 0)
+            return cmd_error ("up: out of memory");
+    }
+    *nchildren = scheduler >= 0 ? scheduler + 1 : last_worker;
 
     int rc;
     if ((rc = s_start (up, sup, redis))
@@ -599,6 +623,8 @@ s_bring_up (const s_up_t *up, cmd_supervisor_t *sup, int *nchildren)
     if (rc == TY_CMD_EXIT_OK && last_worker > first_worker)
         rc = s_wait_workers (up, sup, first_worker, last_worker, client,
                              (size_t) (last_worker - first_worker));
+    if (rc == TY_CMD_EXIT_OK && scheduler >= 0)
+        rc = s_start (up, sup, scheduler);
     ty_client_destroy (&client);
     return rc;
 }
@@ -675,6 +701,8 @@ s_parse_workers (s_up_t *up, const char *spec)
 static int
 s_resolve_executables (s_up_t *up)
 {
+    if (s_find_exe ("trainyard-scheduler", up->exe_scheduler, sizeof up->exe_scheduler))
+        up->exe_scheduler [0] = '\0';
     if (s_find_exe ("trainyard-broker", up->exe_broker, sizeof up->exe_broker))
         return cmd_error ("up: trainyard-broker not found beside trainyard nor in PATH");
     if (s_find_exe ("redis-server", up->exe_redis, sizeof up->exe_redis))

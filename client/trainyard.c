@@ -36,6 +36,10 @@ static const s_command_t s_commands [] = {
     { "model",   cmd_model,   "model versions: compare two evaluations" },
     { "train",   cmd_train,   "train a model on a dataset and follow the job" },
     { "predict", cmd_predict, "predictions from a model's portable file (stdin -> stdout)" },
+    { "pipeline", cmd_pipeline, "run pipeline files; status, list, cancel and retry pipelines" },
+    { "schedule", cmd_schedule, "run pipelines on cron schedules (add, list, rm, pause, resume)" },
+    { "trigger", cmd_trigger, "retrain triggers: new samples, model age, metric drop" },
+    { "convert", cmd_convert, "convert a model version to fp32/fp16/int8/onnx and compare with fp32" },
     { NULL, NULL, NULL }
 };
 

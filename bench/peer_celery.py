@@ -5,10 +5,12 @@ Redis result backend), as Debian's python3-celery ships it.
 Usage:
     peer_celery.py --redis redis://127.0.0.1:PORT worker
     peer_celery.py --redis redis://127.0.0.1:PORT throughput N | rtt N
+    peer_celery.py --redis redis://127.0.0.1:PORT [--sleep-ms S] chain N | fanout N
 
 `worker` runs one Celery worker with two prefork processes (--concurrency 2,
 the two workers of the other systems) until killed; bench/dispatch starts it.
-The client modes print the same RESULT lines as the C programs.
+The client modes print the same RESULT lines as the C programs; chain and
+fanout are bench/pipeline's DAGs (N tasks in a Celery chain, N in a group).
 
 Broker on Redis db 0, results on db 1. Settings are Celery's defaults
 except that gossip, mingle and worker heartbeats are off: they only add
@@ -36,7 +38,9 @@ def make_app(redis_url):
     )
 
     @app.task(name="peer.noop")
-    def noop():
+    def noop(sleep_ms=0):
+        if sleep_ms:
+            time.sleep(sleep_ms / 1000.0)
         return None
 
     return app, noop
@@ -91,11 +95,28 @@ def rtt(noop, n):
           flush=True)
 
 
+def dag(noop, mode, n, sleep_ms, workers):
+    """A chain (each task after the previous one) or a group (all at once)
+    of n tasks, to completion, as bench/pipeline_ty.c does for trainyard."""
+    from celery import chain, group
+    noop.apply_async().get(timeout=TIMEOUT_S)      # warm: connections, worker pool
+    sigs = [noop.si(sleep_ms) for _ in range(n)]
+    t0 = now_us()
+    res = (chain(*sigs) if mode == "chain" else group(sigs)).apply_async()
+    res.get(timeout=TIMEOUT_S * 10)
+    secs = (now_us() - t0) / 1e6
+    work_ms = n * sleep_ms if mode == "chain" else -(-n // workers) * sleep_ms
+    print("RESULT system=celery mode=%s n=%d secs=%.3f load_ms=0 work_ms=%d "
+          "overhead_ms_per_step=%.3f" % (mode, n, secs, work_ms,
+                                         (secs * 1e3 - work_ms) / n), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--redis", default="redis://127.0.0.1:6379")
     ap.add_argument("--concurrency", type=int, default=2)
-    ap.add_argument("mode", choices=["worker", "throughput", "rtt"])
+    ap.add_argument("--sleep-ms", type=int, default=0)
+    ap.add_argument("mode", choices=["worker", "throughput", "rtt", "chain", "fanout"])
     ap.add_argument("n", type=int, nargs="?", default=0)
     args = ap.parse_args()
     app, noop = make_app(args.redis)
@@ -106,7 +127,9 @@ def main():
         return 0
     if args.n <= 0:
         ap.error("%s needs a job count" % args.mode)
-    if args.mode == "throughput":
+    if args.mode in ("chain", "fanout"):
+        dag(noop, args.mode, args.n, args.sleep_ms, args.concurrency)
+    elif args.mode == "throughput":
         throughput(noop, args.n)
     else:
         rtt(noop, args.n)

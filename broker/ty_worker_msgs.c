@@ -73,13 +73,18 @@ static void
 s_adopt_held (ty_broker_t *self, ty_worker_t *w, Ty__Held **held, size_t n)
 {
     int64_t now = ty_clock_mono_ms ();
+    w->zombies = 0;
     for (size_t i = 0; i < n; i++) {
         const char *id = held [i]->job_id;
         if (!ty_id_valid (id))
             continue;
         ty_jobrec_t *job = ty_jobs_find (self->jobs, id);
-        if (job && job->state == TY_JOB_RUNNING && job->attempt == held [i]->attempt
-        &&  !strcmp (job->worker, w->id)) {
+        int current = job && job->state == TY_JOB_RUNNING && job->attempt == held [i]->attempt
+                   && !strcmp (job->worker, w->id);
+        /* A stale attempt still occupies one of its slots: a job given to
+           that slot would be refused, requeued, given again... */
+        w->zombies += !current;
+        if (current) {
             job->attached = 1;
             job->accepted = 1;
             job->deadline_ms = now + (int64_t) TY_BROKER_LIVENESS * w->heartbeat_ms;
@@ -451,12 +456,16 @@ ty_broker_on_worker (ty_broker_t *self, ty_wire_msg_t *msg)
         int64_t deadline = w->last_seen_ms + (int64_t) TY_BROKER_LIVENESS * w->heartbeat_ms;
         Ty__Heartbeat *hb = msg->env->heartbeat;
         w->draining = hb->draining;
+        size_t zombies = 0;
         for (size_t i = 0; i < hb->n_held; i++) {
             ty_jobrec_t *job = ty_jobs_find (self->jobs, hb->held [i]->job_id);
-            if (job && job->state == TY_JOB_RUNNING && job->attempt == hb->held [i]->attempt
-            &&  !strcmp (job->worker, wid) && job->accepted)
+            int current = job && job->state == TY_JOB_RUNNING
+                       && job->attempt == hb->held [i]->attempt && !strcmp (job->worker, wid);
+            zombies += !current;
+            if (current && job->accepted)
                 job->deadline_ms = deadline;
         }
+        w->zombies = zombies;
         return;
     }
     case TY__ENVELOPE__CMD_ACCEPT: {
@@ -513,7 +522,7 @@ ty_broker_dispatch (ty_broker_t *self)
         progress = 0;
         for (size_t i = 0; i < nw && !stop; i++) {
             ty_worker_t *w = ty_workers_at (self->workers, i);
-            if (w->draining || w->njobs >= w->capacity)
+            if (w->draining || w->njobs + w->zombies >= w->capacity)
                 continue;
             char id [TY_ID_LEN + 1];
             ty_jobrec_t *job = NULL;

@@ -24,6 +24,9 @@ typedef struct {
     int64_t  last_seen_wall_ms;
     int64_t  next_hb_ms;         /* when we heartbeat it next (monotonic) */
     size_t   njobs;              /* jobs held = busy slots */
+    size_t   zombies;            /* stale attempts it still runs (READY/heartbeat
+                                    `held` entries that are not its jobs): they
+                                    fill slots too until they stop */
     char   (*jobs) [TY_ID_LEN + 1];
     ty_resources_t *resources;   /* declared in READY (owned); NULL = none */
 } ty_worker_t;

@@ -113,6 +113,41 @@ test_zombie_fencing_stale_result_ignored (void **state)
     ty_testenv_passed (env);
 }
 
+/* A zombie's stale attempt fills its slot until it stops: the broker must
+   not give that slot a job meanwhile. One worker only: frozen past the loss
+   detection, its job is requeued as attempt 2 with nowhere to go; thawed, it
+   says READY still holding attempt 1. The broker cancels attempt 1 and must
+   wait for the slot to free before it assigns attempt 2 there. Before this
+   was counted, the broker assigned attempt 2 at once, the busy worker
+   refused it, the refusal requeued it (uncharged) as attempt 3, and so on
+   (257 attempts were seen with a long training step that polls its cancel
+   flag rarely). */
+static void
+test_zombie_slot_not_reused_while_busy (void **state)
+{
+    ty_it_t *it = *state;
+    ty_testenv_t *env = it->env;
+    ty_it_must_cluster (env, S_HEARTBEAT_MS, NULL, NULL, 0);
+    pid_t w1 = ty_testenv_must_start_worker (env, "w1", S_HEARTBEAT_MS, NULL);
+    assert_int_equal (ty_testenv_wait_worker (env, "w1", TY_TESTENV_STARTUP_MS), 0);
+    ty_client_t *c = ty_it_must_client (it);
+    ty_it_noop_t n;
+    ty_it_noop (&n, S_JOB_MS, 0, NULL);
+    n.spec.max_attempts = 3;
+    char id [TY_ID_LEN + 1];
+    ty_it_must_submit (c, &n.spec, NULL, 0, NULL, id, NULL);
+    assert_int_equal (ty_testenv_wait_state (env, id, "RUNNING", 5000), 0);
+    assert_int_equal (ty_testenv_signal (env, w1, SIGSTOP), 0);
+    assert_int_equal (ty_testenv_wait_state (env, id, "QUEUED", 10000), 0);
+    assert_int_equal (ty_testenv_signal (env, w1, SIGCONT), 0);
+    assert_int_equal (ty_testenv_wait_state (env, id, "SUCCEEDED", 15000), 0);
+    /* attempt 2 ran once, on w1 after attempt 1 stopped; no refusals */
+    assert_int_equal (ty_testenv_job_num (env, id, "attempt"), 2);
+    assert_int_equal (ty_testenv_exec_count (env, id, 2), 1);
+    assert_int_equal (ty_testenv_event_count (env, id, "SUCCEEDED"), 1);
+    ty_testenv_passed (env);
+}
+
 TY_IT_SETUP ("zombie_fencing")
 
 int
@@ -120,6 +155,8 @@ main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_zombie_fencing_stale_result_ignored, s_setup,
+                                         ty_it_teardown),
+        cmocka_unit_test_setup_teardown (test_zombie_slot_not_reused_while_busy, s_setup,
                                          ty_it_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

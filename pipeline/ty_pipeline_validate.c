@@ -37,10 +37,12 @@ static const char *const s_evaluate_outputs [] = {
     "subset_accuracy", "hamming_loss", "micro_f1", "ml_macro_f1", "mse", "rmse", "mae",
     "r2", "hit_rate", "ndcg", "n_samples", "p50_ms", "p95_ms", "p99_ms",
     "throughput_per_s", "peak_rss_mb", NULL };
+/* Outputs and metrics of workers/convert/convert_main.c. */
 static const char *const s_convert_outputs [] = {
-    "model", "version", "target", "path", "file", "bytes", "size_bytes", "summary",
-    "agreement", "accuracy", "accuracy_base", "max_abs_diff", "metric",
-    "p50_ms", "p99_ms", "p50_fp32_ms", "p99_fp32_ms", "registered", NULL };
+    "model", "target", "artifact", "report", "sha256", "bytes", "fp32_bytes", "size_ratio",
+    "registered", "evaluated", "n_samples", "accuracy", "accuracy_fp32",
+    "accuracy_change_points", "agreement_top1", "mae", "mae_fp32",
+    "p50_ms", "p99_ms", "p50_fp32_ms", "p99_fp32_ms", NULL };
 static const char *const s_promote_outputs [] = {
     "model", "version", "stage", "rollout", "previous", NULL };
 

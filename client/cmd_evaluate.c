@@ -301,6 +301,8 @@ s_usage (FILE *out)
         "  --strict              exit %d when the gate fails (default: 0, a result)\n"
         "  --detach              print the job id and return\n"
         "  --json                print metrics.json instead of the report\n"
+        "  --show                no job: print the report of the version's last\n"
+        "                        evaluation (e.g. a pipeline's evaluate step)\n"
         "  -h, --help            this help\n", S_EXIT_GATE);
 }
 
@@ -311,7 +313,7 @@ typedef struct {
     const char *keys [S_MAX_PARAMS], *values [S_MAX_PARAMS];
     char    *kv [S_MAX_PARAMS];
     size_t   n_params;
-    int      json, detach, strict, all_classes;
+    int      json, detach, strict, all_classes, show;
 } s_req_t;
 
 static const char *
@@ -321,6 +323,26 @@ s_output (const Ty__JobInfo *job, const char *key)
         if (job->outputs [i]->key && !strcmp (job->outputs [i]->key, key))
             return job->outputs [i]->value ? job->outputs [i]->value : "";
     return NULL;
+}
+
+/* --show: the report of the version's last evaluation (its metrics.json,
+ * e.g. written by a pipeline's evaluate step), without running a job. */
+static int
+s_show (const s_req_t *req)
+{
+    char data [PATH_MAX];
+    if (cmd_data_dir (req->data_flag, data, sizeof data))
+        return TY_CMD_EXIT_ERROR;
+    cJSON *doc = NULL;
+    int rc = cmd_evaluate_load_report (data, req->model, &doc);
+    if (rc)
+        return rc;
+    if (req->json)
+        return cmd_json_print (doc);        /* deletes doc */
+    ty_report_print_opts_t po = { 0, req->all_classes };
+    ty_report_print (stdout, doc, &po);
+    cJSON_Delete (doc);
+    return TY_CMD_EXIT_OK;
 }
 
 /* After SUCCEEDED: the report from metrics.json, or the outputs' summary. */
@@ -475,7 +497,7 @@ cmd_evaluate (cmd_ctx_t *ctx, int argc, char **argv)
     const char *cmd = "evaluate";
     enum { OPT_MODEL = 256, OPT_DATASET, OPT_SPLIT, OPT_GATE, OPT_BASELINE, OPT_CONF,
            OPT_LATENCY, OPT_TOPK, OPT_NEG, OPT_BATCH, OPT_PARAM, OPT_PRIO, OPT_DATA,
-           OPT_ALL, OPT_STRICT, OPT_DETACH, OPT_JSON };
+           OPT_ALL, OPT_STRICT, OPT_DETACH, OPT_JSON, OPT_SHOW };
     static const struct option opts [] = {
         { "model",           required_argument, NULL, OPT_MODEL },
         { "dataset",         required_argument, NULL, OPT_DATASET },
@@ -494,6 +516,7 @@ cmd_evaluate (cmd_ctx_t *ctx, int argc, char **argv)
         { "strict",          no_argument,       NULL, OPT_STRICT },
         { "detach",          no_argument,       NULL, OPT_DETACH },
         { "json",            no_argument,       NULL, OPT_JSON },
+        { "show",            no_argument,       NULL, OPT_SHOW },
         { "help",            no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -575,6 +598,7 @@ cmd_evaluate (cmd_ctx_t *ctx, int argc, char **argv)
         case OPT_STRICT: req.strict = 1; break;
         case OPT_DETACH: req.detach = 1; break;
         case OPT_JSON:   req.json = 1; break;
+        case OPT_SHOW:   req.show = 1; break;
         case 'h':
             s_usage (stdout);
             goto done;
@@ -589,6 +613,10 @@ cmd_evaluate (cmd_ctx_t *ctx, int argc, char **argv)
     }
     if (!req.model) {
         exit_code = cmd_usage_error (cmd, "--model NAME[@VERSION] is required");
+        goto done;
+    }
+    if (req.show) {
+        exit_code = s_show (&req);
         goto done;
     }
     char name [TY_REPORT_MODEL_NAME_MAX + 1];

@@ -33,6 +33,8 @@ s_usage (FILE *out)
         "\n"
         "  --model SPEC   M (latest), M@3, M@production, M@canary, M@default, M@serving\n"
         "  --device ID    with @serving: the canary for its share of devices, else production\n"
+        "  --format F     fp32 (model.tym, default), fp16 or int8: the file\n"
+        "                 `trainyard convert --to F` made (a device's INT8 model)\n"
         "  --top-k K      labels shown per line (default %d)\n"
         "  --data DIR     data directory (env TRAINYARD_DATA, else <state dir>/data)\n"
         "  --json         one JSON object per line\n"
@@ -134,12 +136,14 @@ cmd_predict (cmd_ctx_t *ctx, int argc, char **argv)
         { "model",  required_argument, 0, 'm' },
         { "device", required_argument, 0, 'd' },
         { "top-k",  required_argument, 0, 'k' },
+        { "format", required_argument, 0, 'f' },
         { "data",   required_argument, 0, 'D' },
         { "json",   no_argument,       0, 'j' },
         { "help",   no_argument,       0, 'h' },
         { 0, 0, 0, 0 }
     };
-    const char *spec = NULL, *device = NULL, *data_flag = NULL;
+    const char *spec = NULL, *device = NULL, *data_flag = NULL, *file = "model.tym";
+    const char *format = "fp32";
     long topk = S_TOPK_DEFAULT;
     int json = ctx->json, c;
     optind = 1;
@@ -148,6 +152,13 @@ cmd_predict (cmd_ctx_t *ctx, int argc, char **argv)
         case 'm': spec = optarg; break;
         case 'd': device = optarg; break;
         case 'D': data_flag = optarg; break;
+        case 'f':
+            if (!strcmp (optarg, "fp32"))      file = "model.tym";
+            else if (!strcmp (optarg, "fp16")) file = "model-fp16.tym";
+            else if (!strcmp (optarg, "int8")) file = "model-int8.tym";
+            else return cmd_usage_error ("predict", "--format: fp32, fp16 or int8");
+            format = optarg;
+            break;
         case 'j': json = 1; break;
         case 'k': if (cmd_parse_long (optarg, 1, 64, &topk))
                       return cmd_usage_error ("predict", "--top-k: 1 to 64");
@@ -170,11 +181,15 @@ cmd_predict (cmd_ctx_t *ctx, int argc, char **argv)
     if (s_resolve (data, spec, device, name, sizeof name, &version))
         return TY_CMD_EXIT_ERROR;
     char path [PATH_MAX * 2];
-    snprintf (path, sizeof path, "%s/models/%s/%llu/model.tym", data, name,
-              (unsigned long long) version);
+    snprintf (path, sizeof path, "%s/models/%s/%llu/%s", data, name,
+              (unsigned long long) version, file);
     char err [TY_INFER_ERR_LEN];
     ty_infer_model_t *m = NULL;
     int rc = ty_infer_open (path, &m, err, sizeof err);
+    if (rc == ENOENT && strcmp (file, "model.tym"))
+        return cmd_error ("predict: %s@%llu has no %s: make it with trainyard convert "
+                          "--model %s@%llu --to %s", name, (unsigned long long) version, file,
+                          name, (unsigned long long) version, format);
     if (rc != TY_INFER_OK)
         return cmd_error ("predict: %s@%llu: %s", name, (unsigned long long) version, err);
     fprintf (stderr, "predict: %s@%llu (%s) from %s\n", name, (unsigned long long) version,

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The README's main command: installs what is missing, builds, starts a
-# local cluster (redis-server with AOF, the broker, noop/prepare/train/
-# evaluate workers) and runs real work on data the project ships:
-#   1. a batch of noop jobs and a 3-step dependency chain, watched live;
-#   2. import examples/data/fortunes-5.tsv as a dataset (validated, split);
-#   3. train a fastText-style text classifier on it (libtorch);
-#   4. evaluate it on the test split with a quality gate and print the report;
-#   5. promote it in the model registry (refused if the gate failed);
-#   6. predict with its portable file and the C99 runtime;
-# then shows the cluster's view and stops it. State lives in ./.trainyard-demo.
+# local cluster (redis-server with AOF, the broker, the scheduler and the
+# prepare/train x2/evaluate/convert/control workers) and runs workflow 000,
+# the filename classifier, end to end on data the project ships:
+#   1. the pipeline: validated import with 5 folds, 5-fold cross-validation
+#      in parallel on the two train workers (mean +- std), the final model,
+#      its evaluation with a quality gate, an INT8 edge model, promotion;
+#   2. the evaluation report, 3. the registered model and its audit log,
+#   4. predictions with the INT8 model through the C99 runtime a device uses,
+#   5. the feedback loop: a retrain trigger, 120 feedback samples appended,
+#      the retrain pipeline it starts, and a nightly schedule;
+# then stops the cluster. State lives in ./.trainyard-demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
@@ -19,52 +21,69 @@ port=${TY_PORT:-7700}
 rport=${TY_REDIS_PORT:-7702}
 export TRAINYARD_BROKER=tcp://127.0.0.1:$port
 export TRAINYARD_DATA=$state/data
+export TRAINYARD_REDIS=redis://127.0.0.1:$rport
 export OPENBLAS_NUM_THREADS=1      # one thread per job on a small machine (see README)
+data=$PWD/examples/data
+pipelines=$PWD/examples/pipelines
 
 cleanup () { "$ty" down --state-dir "$state" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
+# A demo starts from scratch: a previous run's cluster and state go.
+cleanup
+rm -rf "$state"
 echo "== starting a local cluster in $state"
 "$ty" up --detach --state-dir "$state" --port "$port" --redis-port "$rport" \
-         --workers noop=2,prepare=1,train=1,evaluate=1
+         --workers prepare=1,train=2,evaluate=1,convert=1,control=1
 "$ty" workers
 
-echo "== 1. a batch of 10 noop jobs and a 3-step chain"
-batch=$("$ty" submit noop --count 10 --sleep-ms 200 --name demo-batch)
-a=$("$ty" submit noop --sleep-ms 300 --name step-1)
-b=$("$ty" submit noop --sleep-ms 300 --name step-2 --after "$a")
-c=$("$ty" submit noop --sleep-ms 300 --name step-3 --after "$b")
-"$ty" watch "$c"
-"$ty" watch $batch >/dev/null
+echo
+echo "== 1. workflow 000: the filename classifier pipeline ($pipelines/000-filenames.yaml)"
+pid=$("$ty" pipeline run "$pipelines/000-filenames.yaml" --set data="$data")
+"$ty" pipeline status "$pid" --watch
 
-echo "== 2. import a dataset"
-"$ty" dataset import examples/data/fortunes-5.tsv --name fortunes5
-"$ty" dataset show fortunes5
+echo
+echo "== 2. the evaluation report of the model it trained (test split, gate)"
+"$ty" evaluate --model filenames --show
 
-echo "== 3. train a text classifier (fastText-style, libtorch)"
-"$ty" train --dataset fortunes5 --model textclf --name fortunes \
-            --epochs 20 --lr 0.5 --dim 50 --word-ngrams 2 --bucket 200000 --patience 5
+echo
+echo "== 3. the registered model: versions, stages, artifacts, audit log"
+"$ty" model show filenames@1
+"$ty" model history filenames
 
-echo "== 4. evaluate it with a quality gate"
-"$ty" evaluate --model fortunes --gate examples/fortunes-gate.yaml
+echo
+echo "== 4. predict with the production model's INT8 file (the C99 runtime a Raspberry Pi uses)"
+printf '%s\n' "The.Expanse.S03E04.1080p.WEB-DL.x264-NTb.mkv" \
+    "breaking_bad_5x14_hdtv.avi" "[RARBG] StrangerThings S4E7 2160p HEVC.mkv" |
+    "$ty" predict --model filenames@production --format int8
 
-echo "== 5. the model registry: promote the version (refused if its gate failed)"
-ver=$("$ty" model list --json | sed -n 's/.*"latest":[ ]*\([0-9][0-9]*\).*/\1/p' | head -1)
-"$ty" model promote "fortunes@${ver:-1}" --stage production --who quickstart --why "gate passed" \
-    || echo "(not promoted: see the gate above)"
-"$ty" model history fortunes
+echo
+echo "== 5. the feedback loop: retrain after 100 new samples, and every night at 02:00"
+"$ty" trigger add filenames-feedback --pipeline "$pipelines/000-retrain.yaml" \
+    --dataset filenames --model filenames --new-samples 100
+"$ty" schedule add filenames-nightly "0 2 * * *" "$pipelines/000-retrain.yaml"
+"$ty" schedule list
+"$ty" dataset append "$data/filenames-feedback.csv" --name filenames --label-case upper
+echo "   waiting for the trigger to start the retrain pipeline..."
+retrain=""
+for _ in $(seq 60); do
+    retrain=$("$ty" pipeline list --json |
+              sed -n 's/.*"id":"\(p-[0-9a-z]*\)","name":"filenames-retrain".*/\1/p' | head -1)
+    [ -n "$retrain" ] && break
+    sleep 1
+done
+if [ -n "$retrain" ]; then
+    "$ty" pipeline status "$retrain" --watch || true
+    "$ty" model history filenames
+else
+    echo "   (the trigger did not fire within a minute: see $state/logs/scheduler.log)"
+fi
 
-echo "== 6. predict with the production model's portable file (the C99 runtime devices use)"
-echo "   (three lines of the demo data: startrek, zippy, politics)"
-printf '%s\n' "Beam me up, Scotty! It ate my phaser!" \
-    "Don't hit me!! I'm in the Twilight Zone!!!" \
-    "It is difficult to legislate morality in the absence of moral legislators." |
-    "$ty" predict --model fortunes@production
-
+echo
 echo "== the cluster's view"
-"$ty" list --limit 8
+"$ty" pipeline list
 echo
 echo "Redis holds the job state, readable with redis-cli:"
-echo "  redis-cli -p $rport HGETALL ty:job:$c"
+echo "  redis-cli -p $rport SMEMBERS ty:pipeline:$pid"
 echo "  redis-cli -p $rport XRANGE ty:events - + COUNT 10"
-echo "Datasets and models are under $state/data."
+echo "Datasets and models are under $state/data; the other workflows: examples/README.md."
 echo "== stopping the cluster"

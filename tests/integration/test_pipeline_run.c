@@ -102,6 +102,60 @@ test_pipeline_chain_runs_in_order (void **state)
     ty_testenv_passed (env);
 }
 
+/* kill -9 of the broker mid-pipeline: an 8-step chain of 300 ms steps whose
+   steps pass outputs along (${prev.summary} in the next one's fail_message,
+   which a noop that does not fail ignores); the broker is killed twice while
+   it runs and restarted. The pipeline finishes, every step executed to
+   completion exactly once (the workers' exec log), each after its parent. */
+#define S_LONG_CHAIN \
+    "name: long\n" \
+    "steps:\n" \
+    "  s0: {type: noop, sleep_ms: 300}\n" \
+    "  s1: {type: noop, needs: [s0], sleep_ms: 300, fail_message: \"${s0.summary}\"}\n" \
+    "  s2: {type: noop, needs: [s1], sleep_ms: 300, fail_message: \"${s1.summary}\"}\n" \
+    "  s3: {type: noop, needs: [s2], sleep_ms: 300, fail_message: \"${s2.summary}\"}\n" \
+    "  s4: {type: noop, needs: [s3], sleep_ms: 300, fail_message: \"${s3.summary}\"}\n" \
+    "  s5: {type: noop, needs: [s4], sleep_ms: 300, fail_message: \"${s4.summary}\"}\n" \
+    "  s6: {type: noop, needs: [s5], sleep_ms: 300, fail_message: \"${s5.summary}\"}\n" \
+    "  s7: {type: noop, needs: [s6], sleep_ms: 300, fail_message: \"${s6.summary}\"}\n"
+#define S_LONG_STEPS 8
+
+static void
+test_pipeline_survives_broker_kill (void **state)
+{
+    ty_it_t *it = *state;
+    ty_testenv_t *env = it->env;
+    ty_it_must_cluster (env, S_HEARTBEAT_MS, NULL, NULL, 2);
+    ty_client_t *c = ty_it_must_client (it);
+    ty_pipeline_t *p = s_must_load (S_LONG_CHAIN);
+    char id [TY_PIPELINE_ID_LEN + 1];
+    s_must_submit (p, c, id);
+    /* once when s1 runs, once when s4 runs */
+    for (size_t k = 1; k < S_LONG_STEPS; k += 3) {
+        assert_int_equal (ty_testenv_wait_state (env, ty_pipeline_job_id (p, k), "RUNNING",
+                                                 S_WAIT_MS), 0);
+        ty_testenv_kill_broker (env, SIGKILL);
+        ty_testenv_sleep_ms (200);
+        ty_testenv_must_restart_broker (env);
+    }
+    assert_int_equal (ty_testenv_wait_state (env, ty_pipeline_job_id (p, S_LONG_STEPS - 1),
+                                             "SUCCEEDED", S_WAIT_MS), 0);
+    for (size_t i = 0; i < S_LONG_STEPS; i++) {
+        const char *job = ty_pipeline_job_id (p, i);
+        ty_it_assert_field (env, job, "state", "SUCCEEDED");
+        long long attempt = ty_testenv_job_num (env, job, "attempt");
+        int runs = 0;
+        for (long long a = 1; a <= attempt; a++)
+            runs += ty_testenv_exec_count (env, job, (unsigned) a);
+        if (runs != 1)
+            fail_msg ("step s%zu executed to completion %d times", i, runs);
+        if (i > 0)
+            s_assert_after (env, ty_pipeline_job_id (p, i - 1), job);
+    }
+    ty_pipeline_destroy (&p);
+    ty_testenv_passed (env);
+}
+
 #define S_FAILING \
     "name: failing\n" \
     "steps:\n" \
@@ -231,6 +285,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_pipeline_failure_stops_dependents_and_retry,
                                          s_setup, ty_it_teardown),
         cmocka_unit_test_setup_teardown (test_pipeline_cancel, s_setup, ty_it_teardown),
+        cmocka_unit_test_setup_teardown (test_pipeline_survives_broker_kill, s_setup,
+                                         ty_it_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

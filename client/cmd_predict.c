@@ -7,6 +7,7 @@
  *  directory is, as a device would. */
 #include "cmd.h"
 #include "ty_error.h"
+#include "ty_import.h"
 #include "ty_infer.h"
 #include "ty_registry.h"
 #include <errno.h>
@@ -18,6 +19,8 @@
 
 #define S_TOPK_DEFAULT 3
 #define S_LINE_MAX     (1u << 20)   /* longer input lines are refused */
+#define S_IMAGE_MAX    (64u << 20)  /* = an image import's limit */
+#define S_BAD_LINE     1            /* not a TY_INFER_* code: the line was refused */
 
 static void
 s_usage (FILE *out)
@@ -29,6 +32,7 @@ s_usage (FILE *out)
         "model version's portable file (model.tym, written when the model is trained):\n"
         "  text models (textclf)   a line of text -> label, probability, top-k\n"
         "  feature models (mlp)    numbers separated by commas or spaces -> label or value\n"
+        "  image models (cnn)      the path of a PNG or JPEG file -> label, probability\n"
         "  recommenders (ncf)      \"user item\" model ids -> score\n"
         "\n"
         "  --model SPEC   M (latest), M@3, M@production, M@canary, M@default, M@serving\n"
@@ -39,6 +43,44 @@ s_usage (FILE *out)
         "  --data DIR     data directory (env TRAINYARD_DATA, else <state dir>/data)\n"
         "  --json         one JSON object per line\n"
         "  -h, --help     this help\n", S_TOPK_DEFAULT);
+}
+
+/* cnn: a line is the path of a PNG or JPEG file, decoded and resized to the
+ * model's input as an image import does. S_BAD_LINE after printing why. */
+static int
+s_predict_image (const ty_infer_model_t *m, const char *path, float *out, size_t width,
+                 long lineno)
+{
+    size_t h, w, c;
+    ty_infer_image_shape (m, &h, &w, &c);
+    FILE *f = fopen (path, "rb");
+    if (!f) {
+        cmd_error ("predict: line %ld: %s: %s", lineno, path, strerror (errno));
+        return S_BAD_LINE;
+    }
+    unsigned char *buf = malloc (S_IMAGE_MAX);
+    size_t len = buf ? fread (buf, 1, S_IMAGE_MAX, f) : 0;
+    int bad = !buf || ferror (f) || len == S_IMAGE_MAX;
+    fclose (f);
+    if (bad) {
+        free (buf);
+        cmd_error ("predict: line %ld: %s: %s", lineno, path,
+                   !buf ? "out of memory" : len == S_IMAGE_MAX ? "larger than 64 MiB"
+                                                               : "cannot read it");
+        return S_BAD_LINE;
+    }
+    unsigned char *pixels = NULL;
+    const char *why = "";
+    int rc = ty_import_image_decode (buf, len, (unsigned) w, (unsigned) h, (unsigned) c,
+                                     &pixels, &why);
+    free (buf);
+    if (rc != TY_OK) {
+        cmd_error ("predict: line %ld: %s: %s", lineno, path, why);
+        return S_BAD_LINE;
+    }
+    rc = ty_infer_predict_image (m, pixels, h * w * c, out, width);
+    free (pixels);
+    return rc;
 }
 
 /* name@version from the registry; a model it never saw: the version dir given. */
@@ -242,8 +284,11 @@ cmd_predict (cmd_ctx_t *ctx, int argc, char **argv)
             width = 1;
         }
         else {
-            exit_code = cmd_error ("predict: %s models take images; not from stdin yet", kname);
-            break;
+            rc = s_predict_image (m, line, out, width, lineno);
+            if (rc == S_BAD_LINE) {
+                exit_code = TY_CMD_EXIT_ERROR;
+                continue;
+            }
         }
         if (rc != TY_INFER_OK) {
             exit_code = cmd_error ("predict: line %ld: %s", lineno, ty_infer_strerror (rc));

@@ -229,6 +229,13 @@ int  ty_import_jsonl (const char *path, const ty_import_opts_t *opts, ty_validat
                       ty_import_rows_t *rows, char *error);
 int  ty_import_fasttext (const char *path, const ty_import_opts_t *opts, ty_validate_t *v,
                          ty_import_rows_t *rows, char *error);
+/* One PNG/JPEG file in memory -> width x height x channels bytes (HWC),
+ * resized as an image import does (stb_image, stb_image_resize). *pixels is
+ * malloc'd (caller frees). TY_OK, TY_EINVAL (not an image, out of range:
+ * *why says which) or TY_ENOMEM. */
+int  ty_import_image_decode (const unsigned char *buf, size_t len, unsigned width,
+                             unsigned height, unsigned channels, unsigned char **pixels,
+                             const char **why);
 int  ty_import_images (const char *path, const ty_import_opts_t *opts, ty_validate_t *v,
                        ty_import_rows_t *rows, char *error);
 

@@ -95,30 +95,29 @@ s_reject (ty_validate_t *v, ty_reject_t why, uint64_t line, const char *rel,
     ty_validate_reject (v, why, line, detail);
 }
 
-/* Decodes one image file into s (pixels malloc'd into *pixels). */
-static bool
-s_image (const unsigned char *buf, size_t len, const ty_import_opts_t *o,
-         ty_validate_t *v, uint64_t line, const char *rel, unsigned char **pixels,
-         Ty__Image *im)
+int
+ty_import_image_decode (const unsigned char *buf, size_t len, unsigned width, unsigned height,
+                        unsigned channels, unsigned char **pixels, const char **why)
 {
     int w, h, comp;
+    *pixels = NULL;
+    *why = "";
     if (len > INT32_MAX || !stbi_info_from_memory (buf, (int) len, &w, &h, &comp)) {
-        s_reject (v, TY_REJECT_IMAGE, line, rel, len > INT32_MAX ? "too big"
-                  : stbi_failure_reason () ? stbi_failure_reason () : "not an image");
-        return false;
+        *why = len > INT32_MAX ? "too big"
+             : stbi_failure_reason () ? stbi_failure_reason () : "not an image";
+        return TY_EINVAL;
     }
     if (w <= 0 || h <= 0 || (uint64_t) w * (uint64_t) h > S_MAX_PIXELS) {
-        s_reject (v, TY_REJECT_IMAGE, line, rel, "image dimensions out of range");
-        return false;
+        *why = "image dimensions out of range";
+        return TY_EINVAL;
     }
-    int ch = (int) o->image_channels;
+    int ch = (int) channels;
     unsigned char *dec = stbi_load_from_memory (buf, (int) len, &w, &h, &comp, ch);
     if (!dec) {
-        s_reject (v, TY_REJECT_IMAGE, line, rel,
-                  stbi_failure_reason () ? stbi_failure_reason () : "cannot decode");
-        return false;
+        *why = stbi_failure_reason () ? stbi_failure_reason () : "cannot decode";
+        return TY_EINVAL;
     }
-    int ow = (int) o->image_width, oh = (int) o->image_height;
+    int ow = (int) width, oh = (int) height;
     size_t out_len = (size_t) ow * (size_t) oh * (size_t) ch;
     unsigned char *out = malloc (out_len);
     bool ok = out != NULL;
@@ -129,15 +128,30 @@ s_image (const unsigned char *buf, size_t len, const ty_import_opts_t *o,
     stbi_image_free (dec);
     if (!ok) {
         free (out);
-        s_reject (v, TY_REJECT_IMAGE, line, rel, "cannot resize");
-        return false;
+        *why = out ? "cannot resize" : "out of memory";
+        return out ? TY_EINVAL : TY_ENOMEM;
     }
     *pixels = out;
-    im->height = (uint32_t) oh;
-    im->width = (uint32_t) ow;
-    im->channels = (uint32_t) ch;
-    im->pixels.data = out;
-    im->pixels.len = out_len;
+    return TY_OK;
+}
+
+/* Decodes one image file into im (pixels malloc'd into *pixels). */
+static bool
+s_image (const unsigned char *buf, size_t len, const ty_import_opts_t *o,
+         ty_validate_t *v, uint64_t line, const char *rel, unsigned char **pixels,
+         Ty__Image *im)
+{
+    const char *why;
+    if (ty_import_image_decode (buf, len, o->image_width, o->image_height, o->image_channels,
+                                pixels, &why) != TY_OK) {
+        s_reject (v, TY_REJECT_IMAGE, line, rel, why);
+        return false;
+    }
+    im->height = o->image_height;
+    im->width = o->image_width;
+    im->channels = o->image_channels;
+    im->pixels.data = *pixels;
+    im->pixels.len = (size_t) o->image_width * o->image_height * o->image_channels;
     return true;
 }
 

@@ -221,6 +221,29 @@ test_workflow_001_frames (void **state)
     s_not_skipped (can);
     assert_string_equal (s_out (can, "stage"), "canary");
     assert_string_equal (s_out (can, "rollout"), "10");
+    /* The canary's INT8 file, as a device runs it: `trainyard predict` on
+       image files, one per class (sample d of the data set is a d). */
+    char list_path [PATH_MAX], cmd [4 * PATH_MAX];
+    ty_testenv_path (it->env, "images.txt", list_path, sizeof list_path);
+    FILE *lf = fopen (list_path, "w");
+    assert_non_null (lf);
+    for (int d = 0; d < 10; d++)
+        fprintf (lf, "%s/examples/data/digits/%d/%d.png\n", TY_SOURCE_DIR, d, d);
+    fclose (lf);
+    snprintf (cmd, sizeof cmd, "%s predict --model frames@canary --format int8 --data %s < %s",
+              TY_TRAINYARD_BIN, data, list_path);
+    FILE *pp = popen (cmd, "r");
+    assert_non_null (pp);
+    char line [512];
+    int n = 0, right = 0;
+    while (fgets (line, sizeof line, pp)) {
+        right += line [0] == (char) ('0' + n) && line [1] == '\t';
+        n++;
+    }
+    assert_int_equal (pclose (pp), 0);
+    assert_int_equal (n, 10);
+    fprintf (stderr, "001: predict on 10 images (INT8 canary): %d right\n", right);
+    assert_true (right >= 8);
     ty_client_free_msg (can);
     ty_client_free_msg (conv);
     ty_client_free_msg (prep);

@@ -8,8 +8,9 @@ endif ()
 add_executable (test_workflows integration/test_workflows.c)
 target_link_libraries (test_workflows PRIVATE ty_pipeline ty_testenv trainyard_client ty_common
                        PkgConfig::HIREDIS PkgConfig::CMOCKA Threads::Threads)
-target_compile_definitions (test_workflows PRIVATE TY_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
-add_dependencies (test_workflows trainyard-broker trainyard-prepare trainyard-train
+target_compile_definitions (test_workflows PRIVATE TY_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
+                            TY_TRAINYARD_BIN="$<TARGET_FILE:trainyard>")
+add_dependencies (test_workflows trainyard trainyard-broker trainyard-prepare trainyard-train
                   trainyard-evaluate trainyard-convert trainyard-control)
 add_test (NAME integration_workflows COMMAND test_workflows)
 # training loads both cores: alone, so heartbeats are never starved

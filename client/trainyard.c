@@ -33,7 +33,7 @@ static const s_command_t s_commands [] = {
     { "ping",    cmd_ping,    "measure the round trip to the broker" },
     { "dataset", cmd_dataset, "import, append, list, show, export and remove datasets" },
     { "evaluate", cmd_evaluate, "evaluate a model version: metrics, latency, gate, report" },
-    { "model",   cmd_model,   "model versions: compare two evaluations" },
+    { "model",   cmd_model,   "the model registry: versions, stages, rollback, compare, export" },
     { "train",   cmd_train,   "train a model on a dataset and follow the job" },
     { "predict", cmd_predict, "predictions from a model's portable file (stdin -> stdout)" },
     { "pipeline", cmd_pipeline, "run pipeline files; status, list, cancel and retry pipelines" },

@@ -294,8 +294,13 @@ s_end_one (ty_broker_t *self, ty_jobrec_t *job, ty_jobstate_t state, const char 
             free (e);
     }
     free (pb);
-    ty_info ("job %s %s%s%s", job->id, ty_jobstate_name (state),
-             reason && *reason ? ": " : "", reason ? reason : "");
+    /* A success is the common case and Redis (ty:events) has it: logging it
+       at info level cost a formatted write per job on the hot path. */
+    if (state == TY_JOB_SUCCEEDED)
+        ty_debug ("job %s SUCCEEDED", job->id);
+    else
+        ty_info ("job %s %s%s%s", job->id, ty_jobstate_name (state),
+                 reason && *reason ? ": " : "", reason ? reason : "");
 }
 
 void

@@ -4,6 +4,7 @@
 #include "ty_hash.h"
 #include "ty_log.h"
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,11 @@ struct _ty_state_t {
     size_t      nops, cops;
     ty_argv_t   tmp;
     ty_resp_t   resp;
+    /* Job id -> 1 + index of this turn's HSET of that job hash, so later
+       HSETs of the job in the turn join it (one command, not one per
+       transition). Forgotten whenever a caller-built command is recorded:
+       that one might touch the hash, and must stay between the two. */
+    ty_hash_t  *hsets;
     size_t      inflight;    /* commands of the transaction sent, not yet answered */
 };
 
@@ -75,6 +81,7 @@ ty_state_destroy (ty_state_t **self_p)
     free (self->ops);
     ty_argv_free (&self->tmp);
     ty_resp_free (&self->resp);
+    ty_hash_destroy (&self->hsets);
     free (self);
     *self_p = NULL;
 }
@@ -131,8 +138,16 @@ s_cmd (ty_state_t *self)
     return a;
 }
 
-ty_argv_t *
-ty_state_raw (ty_state_t *self)
+/* Forgets the HSETs open for joining (see hsets). */
+static void
+s_hsets_forget (ty_state_t *self)
+{
+    if (self->hsets && ty_hash_size (self->hsets) > 0)
+        ty_hash_destroy (&self->hsets);
+}
+
+static ty_argv_t *
+s_record (ty_state_t *self)
 {
     ty_argv_t *a = s_cmd (self);
     if (!a) {
@@ -144,15 +159,40 @@ ty_state_raw (ty_state_t *self)
     return a;
 }
 
+ty_argv_t *
+ty_state_raw (ty_state_t *self)
+{
+    s_hsets_forget (self);
+    return s_record (self);
+}
+
 void
 ty_state_hset (ty_state_t *self, const char *id, size_t nfields,
                const char *const *fields, const char *const *values, const size_t *lens)
 {
-    ty_argv_t *a = ty_state_raw (self);
-    char key [128];
-    snprintf (key, sizeof key, "%sjob:%s", self->prefix, id);
-    ty_argv_str (a, "HSET");
-    ty_argv_str (a, key);
+    /* A job's hash written again in the same turn (submitted and assigned,
+       or a child released, queued and assigned): its fields are appended
+       to the turn's earlier HSET of it. HSET applies its pairs in order, so
+       a field given twice ends with the later value, as with two commands;
+       the transaction makes the move invisible to readers. */
+    ty_argv_t *a = NULL;
+    if (!self->hsets)
+        self->hsets = ty_hash_new ();
+    uintptr_t at = self->hsets ? (uintptr_t) ty_hash_get (self->hsets, id) : 0;
+    if (at > 0 && at <= self->ncmds)
+        a = &self->cmds [at - 1];
+    else {
+        a = s_record (self);
+        if (!a->oom) {
+            char key [128];
+            snprintf (key, sizeof key, "%sjob:%s", self->prefix, id);
+            ty_argv_str (a, "HSET");
+            ty_argv_str (a, key);
+            if (self->hsets
+            &&  ty_hash_put (self->hsets, id, (void *) (uintptr_t) self->ncmds) != TY_OK)
+                s_hsets_forget (self);      /* no joining: still correct */
+        }
+    }
     for (size_t i = 0; i < nfields; i++) {
         ty_argv_str (a, fields [i]);
         if (lens)
@@ -165,7 +205,7 @@ ty_state_hset (ty_state_t *self, const char *id, size_t nfields,
 void
 ty_state_hincr (ty_state_t *self, const char *id, const char *field, int64_t by)
 {
-    ty_argv_t *a = ty_state_raw (self);
+    ty_argv_t *a = ty_state_raw (self);     /* after any HSET of the job: ordered */
     char key [128];
     snprintf (key, sizeof key, "%sjob:%s", self->prefix, id);
     ty_argv_str (a, "HINCRBY");
@@ -177,7 +217,8 @@ ty_state_hincr (ty_state_t *self, const char *id, const char *field, int64_t by)
 void
 ty_state_event (ty_state_t *self, size_t npairs, const char *const *pairs)
 {
-    ty_argv_t *a = ty_state_raw (self);
+    /* ty:events is no job hash: HSETs stay open for joining across it */
+    ty_argv_t *a = s_record (self);
     char key [96];
     snprintf (key, sizeof key, "%sevents", self->prefix);
     ty_argv_str (a, "XADD");
@@ -225,6 +266,7 @@ ty_state_discard (ty_state_t *self)
 {
     self->ncmds = 0;
     self->nops = 0;
+    s_hsets_forget (self);
 }
 
 /* ---- commit ----------------------------------------------------------------- */

@@ -761,6 +761,37 @@ s_on_broker (ty_runtime_t *self)
     }
 }
 
+/* Sends a job's stored (packed) result. */
+static void
+s_send_result (ty_runtime_t *self, ty_job_t *job)
+{
+    if (!self->broker || !job->result)
+        return;
+    zmq_msg_t m;
+    if (zmq_send (self->broker, TY_WIRE_TAG, 3, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return;
+    if (zmq_msg_init_size (&m, job->result_len) == 0) {
+        memcpy (zmq_msg_data (&m), job->result, job->result_len);
+        if (zmq_msg_send (&m, self->broker, ZMQ_DONTWAIT) < 0)
+            zmq_msg_close (&m);
+    }
+}
+
+/* Sends a stored result again (no ack yet: the broker may have restarted). */
+static void
+s_resend_results (ty_runtime_t *self, int64_t now)
+{
+    for (unsigned i = 0; i < self->capacity; i++) {
+        ty_job_t *job = &self->slots [i];
+        if (job->state != S_DONE || !job->result)
+            continue;
+        if (job->result_sent_ms && now - job->result_sent_ms < self->opts.heartbeat_ms)
+            continue;
+        s_send_result (self, job);
+        job->result_sent_ms = now;
+    }
+}
+
 /* Messages of the job threads: forward progress and logs; keep results
  * until the broker acknowledges them. */
 static void
@@ -784,41 +815,27 @@ s_on_pipe (ty_runtime_t *self)
                 job->result = malloc (job->result_len);
                 if (job->result)
                     ty__envelope__pack (env, job->result);
-                ty_info ("job %s attempt %u: %s%s%s", job->id, job->attempt,
-                         env->result->outcome == TY__OUTCOME__OUTCOME_SUCCEEDED
-                         ? "succeeded" : env->result->outcome == TY__OUTCOME__OUTCOME_CANCELLED
-                         ? "cancelled" : "failed",
-                         *env->result->error ? ": " : "", env->result->error);
+                /* successes at debug level: one formatted write per job
+                   is a measurable share of a short job's cost */
+                if (env->result->outcome == TY__OUTCOME__OUTCOME_SUCCEEDED)
+                    ty_debug ("job %s attempt %u: succeeded", job->id, job->attempt);
+                else
+                    ty_info ("job %s attempt %u: %s%s%s", job->id, job->attempt,
+                             env->result->outcome == TY__OUTCOME__OUTCOME_CANCELLED
+                             ? "cancelled" : "failed",
+                             *env->result->error ? ": " : "", env->result->error);
             }
-            s_send (self, env);
+            /* the bytes just packed go out as they are: no second encoding */
+            if (job && job->result)
+                s_send_result (self, job);
+            else
+                s_send (self, env);
             if (job)
                 job->result_sent_ms = ty_clock_mono_ms ();
         }
         else
             s_send (self, env);
         ty_wire_msg_clear (&msg);
-    }
-}
-
-/* Sends a stored result again (no ack yet: the broker may have restarted). */
-static void
-s_resend_results (ty_runtime_t *self, int64_t now)
-{
-    for (unsigned i = 0; i < self->capacity; i++) {
-        ty_job_t *job = &self->slots [i];
-        if (job->state != S_DONE || !job->result)
-            continue;
-        if (job->result_sent_ms && now - job->result_sent_ms < self->opts.heartbeat_ms)
-            continue;
-        zmq_msg_t m;
-        if (zmq_send (self->broker, TY_WIRE_TAG, 3, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-            continue;
-        if (zmq_msg_init_size (&m, job->result_len) == 0) {
-            memcpy (zmq_msg_data (&m), job->result, job->result_len);
-            if (zmq_msg_send (&m, self->broker, ZMQ_DONTWAIT) < 0)
-                zmq_msg_close (&m);
-        }
-        job->result_sent_ms = now;
     }
 }
 

@@ -48,6 +48,9 @@
 #define S_PREFETCH_LOCALITY 2
 /* Swap targets of a shuffle asked for ahead of their swaps. */
 #define S_SHUFFLE_AHEAD     32
+/* An odd 64-bit constant (from splitmix64's family) spreading window
+ * numbers over the seed space. */
+#define S_WINDOW_SEED_MUL   0xD1B54A32D192ED03ull
 
 static const char *s_split_names[TY_SPLIT_COUNT] = { "train", "val", "test", "calib" };
 
@@ -1097,12 +1100,23 @@ ty_dataset_view_unpack (const ty_dataset_view_t *view, Ty__Sample **sample)
 /* ==== iteration ========================================================== */
 
 struct _ty_dataset_iter_t {
-    ty_dataset_t *ds;
-    ty_split_t    split;
-    bool          shuffle;
-    uint64_t     *perm;    /* shuffled order, or NULL */
-    uint64_t      n;
-    uint64_t      pos;
+    ty_dataset_t      *ds;
+    ty_split_t         split;
+    ty_dataset_order_t order;
+    uint64_t          *perm;    /* TY_DATASET_ORDER_SHUFFLE: the permutation */
+    uint64_t           n;
+    uint64_t           pos;
+    /* TY_DATASET_ORDER_BLOCKS: blocks of `block` consecutive keys in a
+     * seeded order; `window` blocks at a time are mixed in wbuf. */
+    uint64_t           seed;
+    uint32_t           block;
+    uint32_t           window;
+    uint64_t          *bperm;   /* block order (n_blocks entries) */
+    uint64_t           n_blocks;
+    uint64_t           next_block;   /* position in bperm */
+    uint64_t           n_windows;    /* windows filled this epoch */
+    ty_dataset_view_t *wbuf;    /* views of the current window, mixed */
+    size_t             wlen, wpos;
 };
 
 /* splitmix64: a small, well-mixed generator; enough for shuffling. */
@@ -1160,8 +1174,22 @@ int
 ty_dataset_iter_new (ty_dataset_t *ds, ty_split_t split, bool shuffle,
                      uint64_t seed, ty_dataset_iter_t **self_p)
 {
+    ty_dataset_iter_opts_t o = {
+        .order = shuffle ? TY_DATASET_ORDER_SHUFFLE : TY_DATASET_ORDER_KEYS, .seed = seed };
+    return ty_dataset_iter_new_opts (ds, split, &o, self_p);
+}
+
+int
+ty_dataset_iter_new_opts (ty_dataset_t *ds, ty_split_t split,
+                          const ty_dataset_iter_opts_t *opts, ty_dataset_iter_t **self_p)
+{
     *self_p = NULL;
-    if (!ds || (unsigned) split >= TY_SPLIT_COUNT)
+    if (!ds || !opts || (unsigned) split >= TY_SPLIT_COUNT
+        || (unsigned) opts->order > TY_DATASET_ORDER_BLOCKS)
+        return TY_EINVAL;
+    uint64_t block = opts->block ? opts->block : TY_DATASET_BLOCK_KEYS;
+    uint64_t window = opts->window ? opts->window : TY_DATASET_BLOCK_WINDOW;
+    if (opts->order == TY_DATASET_ORDER_BLOCKS && block * window > TY_DATASET_WINDOW_KEYS_MAX)
         return TY_EINVAL;
     int rc = s_index_require (ds, split);
     if (rc != TY_OK)
@@ -1171,21 +1199,46 @@ ty_dataset_iter_new (ty_dataset_t *ds, ty_split_t split, bool shuffle,
         return TY_ENOMEM;
     self->ds = ds;
     self->split = split;
-    self->shuffle = shuffle;
+    self->order = opts->order;
     self->n = ds->count[split];
-    rc = ty_dataset_iter_reset (self, seed);
+    self->block = (uint32_t) block;
+    self->window = (uint32_t) window;
+    rc = ty_dataset_iter_reset (self, opts->seed);
     if (rc != TY_OK)
         ty_dataset_iter_destroy (&self);
     *self_p = self;
     return rc;
 }
 
+/* Block order for a new epoch. */
+static int
+s_blocks_reset (ty_dataset_iter_t *self)
+{
+    self->n_blocks = (self->n + self->block - 1) / self->block;
+    if (!self->bperm)
+        self->bperm = malloc (self->n_blocks * sizeof *self->bperm);
+    if (!self->wbuf)
+        self->wbuf = malloc ((size_t) self->block * self->window * sizeof *self->wbuf);
+    if (!self->bperm || !self->wbuf)
+        return TY_ENOMEM;
+    for (uint64_t b = 0; b < self->n_blocks; b++)
+        self->bperm[b] = b;
+    ty_dataset_shuffle (self->bperm, self->n_blocks, self->seed);
+    self->next_block = 0;
+    self->n_windows = 0;
+    self->wlen = self->wpos = 0;
+    return TY_OK;
+}
+
 int
 ty_dataset_iter_reset (ty_dataset_iter_t *self, uint64_t seed)
 {
     self->pos = 0;
-    if (!self->shuffle || self->n == 0)
+    self->seed = seed;
+    if (self->order == TY_DATASET_ORDER_KEYS || self->n == 0)
         return TY_OK;
+    if (self->order == TY_DATASET_ORDER_BLOCKS)
+        return s_blocks_reset (self);
     if (!self->perm) {
         self->perm = malloc (self->n * sizeof *self->perm);
         if (!self->perm)
@@ -1227,6 +1280,98 @@ s_next_shuffled (ty_dataset_iter_t *self, const s_ref_t *idx, ty_dataset_view_t 
     return got;
 }
 
+/* The seed of window w's mix: a splitmix64 draw from (seed, w), so windows
+ * get unrelated streams (seed + w alone would give overlapping ones). */
+static uint64_t
+s_window_seed (uint64_t seed, uint64_t w)
+{
+    uint64_t st = seed ^ (w * S_WINDOW_SEED_MUL);
+    return s_rand_next (&st);
+}
+
+/* Unbiased integer in [0, bound) for bound < 2^32 from 32 random bits
+ * (Lemire's multiply-shift with rejection, 32-bit): a window mix needs
+ * one draw per sample, and half a splitmix64 output per draw halves the
+ * generator's cost. */
+static uint32_t
+s_rand_below32 (uint64_t *state, uint64_t *bits, int *nbits, uint32_t bound)
+{
+    for (;;) {
+        if (*nbits == 0) {
+            *bits = s_rand_next (state);
+            *nbits = 2;
+        }
+        uint32_t r = (uint32_t) *bits;
+        *bits >>= 32;
+        (*nbits)--;
+        uint64_t m = (uint64_t) r * bound;
+        uint32_t low = (uint32_t) m;
+        if (low >= bound || low >= (uint32_t) -bound % bound)
+            return (uint32_t) (m >> 32);
+    }
+}
+
+/* Fisher-Yates over a window's views, seeded per window. */
+static void
+s_window_mix (ty_dataset_view_t *a, size_t n, uint64_t seed)
+{
+    uint64_t st = seed, bits = 0;
+    int nbits = 0;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = s_rand_below32 (&st, &bits, &nbits, (uint32_t) i);
+        ty_dataset_view_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}
+
+/* Fills wbuf with the views of the next `window` blocks, mixed. The views
+ * are gathered block by block in key order (the index entries and the
+ * leaf pages in order: sequential bytes the hardware prefetcher follows),
+ * asking for each sample's first bytes on the way, and only then mixed:
+ * mixing keys and looking their index entries up afterwards spent half
+ * the iterator's time waiting for those lookups (perf). Asking for the next windows' index
+ * entries and bytes ahead (a pipeline) measured slower: too many requests
+ * in flight. False at the end of the epoch. */
+static bool
+s_window_fill (ty_dataset_iter_t *self, const s_ref_t *idx)
+{
+    if (self->next_block >= self->n_blocks)
+        return false;
+    size_t len = 0;
+    for (uint32_t b = 0; b < self->window && self->next_block < self->n_blocks; b++) {
+        uint64_t first = self->bperm[self->next_block++] * self->block;
+        uint64_t end = first + self->block < self->n ? first + self->block : self->n;
+        for (uint64_t key = first; key < end; key++) {
+            self->wbuf[len++] = (ty_dataset_view_t) {
+                .data = idx[key].data, .size = idx[key].size, .index = key };
+            __builtin_prefetch (idx[key].data, 0, S_PREFETCH_LOCALITY);
+        }
+    }
+    s_window_mix (self->wbuf, len, s_window_seed (self->seed, self->n_windows++));
+    self->wlen = len;
+    self->wpos = 0;
+    return true;
+}
+
+static size_t
+s_next_blocks (ty_dataset_iter_t *self, const s_ref_t *idx, ty_dataset_view_t *views,
+               size_t cap)
+{
+    size_t got = 0;
+    while (got < cap) {
+        if (self->wpos == self->wlen && !s_window_fill (self, idx))
+            break;
+        size_t take = self->wlen - self->wpos < cap - got ? self->wlen - self->wpos
+                                                          : cap - got;
+        memcpy (views + got, self->wbuf + self->wpos, take * sizeof *views);
+        self->wpos += take;
+        got += take;
+    }
+    self->pos += got;
+    return got;
+}
+
 int
 ty_dataset_iter_next (ty_dataset_iter_t *self, ty_dataset_view_t *views,
                       size_t cap, size_t *n)
@@ -1235,8 +1380,14 @@ ty_dataset_iter_next (ty_dataset_iter_t *self, ty_dataset_view_t *views,
     if (!self || (!views && cap))
         return TY_EINVAL;
     const s_ref_t *idx = self->ds->index[self->split];
-    if (self->perm) {
+    if (self->n == 0)
+        return TY_OK;
+    if (self->order == TY_DATASET_ORDER_SHUFFLE) {
         *n = s_next_shuffled (self, idx, views, cap);
+        return TY_OK;
+    }
+    if (self->order == TY_DATASET_ORDER_BLOCKS) {
+        *n = s_next_blocks (self, idx, views, cap);
         return TY_OK;
     }
     size_t got = 0;
@@ -1258,6 +1409,8 @@ ty_dataset_iter_destroy (ty_dataset_iter_t **self_p)
     if (!self_p || !*self_p)
         return;
     free ((*self_p)->perm);
+    free ((*self_p)->bperm);
+    free ((*self_p)->wbuf);
     free (*self_p);
     *self_p = NULL;
 }

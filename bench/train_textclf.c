@@ -8,7 +8,7 @@
  *
  *  bench_train_textclf [--data DIR] [--epochs N] [--dim N] [--ngrams N]
  *                      [--bucket N] [--lr X] [--threads N] [--batch N]
- *                      [--seed N]
+ *                      [--seed N] [--optim sgd|adam|adamw]
  *  Prints one "key value" line per figure (bench/train_compare parses it). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +126,7 @@ main (int argc, char **argv)
     int64_t dim = 50, bucket = 2000000;
     double lr = 0.5;
     uint64_t seed = 1;
+    const char *optim = "sgd";
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *val = argv[i + 1];
         if (!strcmp (k, "--data")) data = val;
@@ -137,6 +138,7 @@ main (int argc, char **argv)
         else if (!strcmp (k, "--threads")) threads = atoi (val);
         else if (!strcmp (k, "--batch")) batch = atoi (val);
         else if (!strcmp (k, "--seed")) seed = strtoull (val, NULL, 10);
+        else if (!strcmp (k, "--optim")) optim = val;
         else {
             fprintf (stderr, "unknown option %s\n", k);
             return 2;
@@ -166,6 +168,10 @@ main (int argc, char **argv)
     p.total_steps = epochs * nbatches;
     p.threads = threads;
     p.seed = seed;
+    if (ty_torch_optim_parse (optim, &p.optim) != TY_OK) {
+        fprintf (stderr, "unknown optimizer %s\n", optim);
+        return 2;
+    }
     char err[256];
     ty_torch_model_t *m = NULL;
     if (ty_torch_new (&p, &m, err, sizeof err) != TY_OK) {
@@ -232,6 +238,7 @@ main (int argc, char **argv)
     printf ("train_docs %lld\ntest_docs %lld\nlabels %lld\nvocab %lld\n",
             (long long) train.ndocs, (long long) test.ndocs, (long long) nl,
             (long long) ty_vocab_nwords (v));
+    printf ("optim %s\n", optim);
     printf ("epochs %d\ndim %lld\nngrams %d\nbucket %lld\nlr %g\nthreads %d\nbatch %d\n",
             epochs, (long long) dim, ngrams, (long long) bucket, lr, threads, batch);
     printf ("wall_s %.3f\nsec_per_epoch %.4f\n", wall, wall / epochs);

@@ -40,3 +40,14 @@ set_target_properties (ty_torch PROPERTIES LINKER_LANGUAGE CXX)
 add_executable (bench_train_textclf bench/train_textclf.c)
 target_link_libraries (bench_train_textclf PRIVATE ty_torch ty_text)
 set_target_properties (bench_train_textclf PROPERTIES LINKER_LANGUAGE CXX)
+
+# bench/train_cnn.c: the cnn kind on the 8x8 digits (bench/train_cnn runs it
+# beside the same network in PyTorch).
+add_executable (bench_train_cnn bench/train_cnn.c)
+target_link_libraries (bench_train_cnn PRIVATE ty_torch)
+set_target_properties (bench_train_cnn PROPERTIES LINKER_LANGUAGE CXX)
+
+# The written-out textclf step (SGD, lazy Adam) is plain loops over rows of
+# dim floats: -O3's vectorizer turns them into SIMD code, which -O2 (gcc 12)
+# leaves scalar for most of them.
+set_source_files_properties (workers/torch/ty_torch.cpp PROPERTIES COMPILE_OPTIONS "-O3")

@@ -132,7 +132,7 @@ s_encode_batch (ty_vocab_t *v, const s_doc_t *docs, const int64_t *idx, int64_t 
 }
 
 static void
-s_textclf_run (bool multilabel)
+s_textclf_run (bool multilabel, ty_torch_optim_t optim)
 {
     uint64_t rng = 7;
     s_doc_t *train = calloc (TXT_TRAIN, sizeof *train), *test = calloc (TXT_TEST, sizeof *test);
@@ -159,6 +159,12 @@ s_textclf_run (bool multilabel)
     p.textclf.multilabel = multilabel;
     p.lr = 0.5;
     p.total_steps = epochs * ((TXT_TRAIN + batch - 1) / batch);
+    p.optim = optim;
+    if (optim != TY_TORCH_SGD) {
+        /* Lazy Adam/AdamW over the embedding rows (the written-out step). */
+        p.lr = 0.02;
+        p.weight_decay = optim == TY_TORCH_ADAMW ? 0.01 : 0;
+    }
     ty_torch_model_t *m = must_new (&p);
     assert_int_equal (ty_torch_param_count (m), p.textclf.nrows * 16 + 16 * nlabels + nlabels);
 
@@ -194,8 +200,11 @@ s_textclf_run (bool multilabel)
         last = sum / nb;
     }
     assert_true (last < first * 0.5);
-    /* Linear decay reached 0 at the last step. */
-    assert_true (ty_torch_lr (m) < 1e-9);
+    /* Linear decay reached 0 at the last step (SGD); Adam keeps its lr. */
+    if (optim == TY_TORCH_SGD)
+        assert_true (ty_torch_lr (m) < 1e-9);
+    else
+        assert_true (ty_torch_lr (m) == p.lr);
 
     s_encode_batch (v, test, NULL, TXT_TEST, &ids, offsets, labels, multilabel ? multihot : NULL);
     ty_torch_batch_t b = {.n = TXT_TEST, .ids = ids.ids, .nids = (int64_t) ids.n,
@@ -222,7 +231,8 @@ s_textclf_run (bool multilabel)
     /* Chance is 1/3 (or worse for exact multi-label sets). */
     double acc = (double) correct / TXT_TEST;
     if (acc < 0.9)
-        fail_msg ("textclf%s accuracy %.3f", multilabel ? " multilabel" : "", acc);
+        fail_msg ("textclf%s %s accuracy %.3f", multilabel ? " multilabel" : "",
+                  ty_torch_optim_name (optim), acc);
     free (out);
     ty_idbuf_free (&ids);
     ty_torch_destroy (&m);
@@ -236,14 +246,117 @@ static void
 test_torch_textclf_learns (void **state)
 {
     (void) state;
-    s_textclf_run (false);
+    s_textclf_run (false, TY_TORCH_SGD);
 }
 
 static void
 test_torch_textclf_multilabel_learns (void **state)
 {
     (void) state;
-    s_textclf_run (true);
+    s_textclf_run (true, TY_TORCH_SGD);
+}
+
+static void
+test_torch_textclf_lazy_adam_learns (void **state)
+{
+    (void) state;
+    s_textclf_run (false, TY_TORCH_ADAM);
+    s_textclf_run (true, TY_TORCH_ADAMW);
+}
+
+/* Copies one parameter tensor out of the model by name. */
+typedef struct {
+    const char *name;
+    float *dst;
+    int64_t count;
+} s_grab_t;
+
+static int
+s_grab (void *arg, const char *name, int ndim, const int64_t *shape, const float *data)
+{
+    s_grab_t *g = arg;
+    if (strcmp (name, g->name) != 0)
+        return TY_OK;
+    int64_t count = 1;
+    for (int i = 0; i < ndim; i++)
+        count *= shape[i];
+    assert_true (count <= g->count);
+    memcpy (g->dst, data, (size_t) count * sizeof (float));
+    g->count = count;
+    return TY_OK;
+}
+
+static void
+s_must_grab (ty_torch_model_t *m, const char *name, float *dst, int64_t cap)
+{
+    s_grab_t g = {.name = name, .dst = dst, .count = cap};
+    assert_int_equal (ty_torch_export_tensors (m, s_grab, &g), TY_OK);
+}
+
+#define STEP_ROWS    6
+#define STEP_DIM     4
+#define STEP_LABELS  3
+
+/* The written-out textclf step against its maths, on a first step where
+ * the output layer is zero (fastText's init): logits are 0, so softmax is
+ * uniform; SGD moves the bias by -lr (1/L - [j = y]) and no embedding row
+ * (their gradient goes through W = 0); Adam's first step moves each
+ * weight with a nonzero gradient by lr x sign, and lazy Adam leaves the
+ * rows a later batch does not touch exactly as they were, where dense
+ * Adam would keep moving them with their momentum. */
+static void
+test_torch_textclf_step_maths (void **state)
+{
+    (void) state;
+    ty_torch_params_t p;
+    ty_torch_params_init (&p, TY_TORCH_TEXTCLF);
+    p.textclf.nrows = STEP_ROWS;
+    p.textclf.dim = STEP_DIM;
+    p.textclf.nlabels = STEP_LABELS;
+    p.lr = 0.3;
+    const int64_t ids1[] = {0, 1, 1}, ids2[] = {4}, off[] = {0}, lab[] = {2};
+    ty_torch_batch_t b1 = {.n = 1, .ids = ids1, .nids = 3, .offsets = off, .labels = lab};
+    ty_torch_batch_t b2 = {.n = 1, .ids = ids2, .nids = 1, .offsets = off, .labels = lab};
+    float e0[STEP_ROWS * STEP_DIM], e1[STEP_ROWS * STEP_DIM], e2[STEP_ROWS * STEP_DIM];
+    float bias[STEP_LABELS];
+    double loss;
+
+    /* SGD */
+    ty_torch_model_t *m = must_new (&p);
+    s_must_grab (m, "emb.weight", e0, STEP_ROWS * STEP_DIM);
+    assert_int_equal (ty_torch_train_step (m, &b1, &loss), TY_OK);
+    assert_true (fabs (loss - log (STEP_LABELS)) < 1e-6);
+    s_must_grab (m, "fc.bias", bias, STEP_LABELS);
+    for (int j = 0; j < STEP_LABELS; j++)
+        assert_true (fabs (bias[j] + 0.3 * (1.0 / STEP_LABELS - (j == 2))) < 1e-6);
+    s_must_grab (m, "emb.weight", e1, STEP_ROWS * STEP_DIM);
+    assert_memory_equal (e0, e1, sizeof e0);
+    /* Second step: W is no longer 0, the rows of the bag move, others not. */
+    assert_int_equal (ty_torch_train_step (m, &b1, &loss), TY_OK);
+    s_must_grab (m, "emb.weight", e2, STEP_ROWS * STEP_DIM);
+    assert_true (memcmp (e2, e1, 2 * STEP_DIM * sizeof (float)) != 0);
+    assert_memory_equal (e2 + 2 * STEP_DIM, e1 + 2 * STEP_DIM,
+                         (STEP_ROWS - 2) * STEP_DIM * sizeof (float));
+    ty_torch_destroy (&m);
+
+    /* Lazy Adam */
+    p.optim = TY_TORCH_ADAM;
+    p.lr = 0.01;
+    m = must_new (&p);
+    assert_int_equal (ty_torch_train_step (m, &b1, &loss), TY_OK);
+    s_must_grab (m, "fc.bias", bias, STEP_LABELS);
+    for (int j = 0; j < STEP_LABELS; j++)
+        assert_true (fabs (bias[j] - (j == 2 ? 0.01 : -0.01)) < 1e-5);
+    assert_int_equal (ty_torch_train_step (m, &b1, &loss), TY_OK);
+    s_must_grab (m, "emb.weight", e1, STEP_ROWS * STEP_DIM);
+    assert_true (memcmp (e1, e0, 2 * STEP_DIM * sizeof (float)) != 0);   /* rows 0, 1 moved */
+    /* A batch of row 4 only: rows 0 and 1 have momentum, yet stay put. */
+    assert_int_equal (ty_torch_train_step (m, &b2, &loss), TY_OK);
+    s_must_grab (m, "emb.weight", e2, STEP_ROWS * STEP_DIM);
+    assert_memory_equal (e2, e1, 4 * STEP_DIM * sizeof (float));
+    assert_true (memcmp (e2 + 4 * STEP_DIM, e1 + 4 * STEP_DIM, STEP_DIM * sizeof (float)) != 0);
+    assert_memory_equal (e2 + 5 * STEP_DIM, e0 + 5 * STEP_DIM, STEP_DIM * sizeof (float));
+    ty_torch_destroy (&m);
 }
 
 /* ==== mlp ================================================================== */
@@ -583,6 +696,8 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_torch_textclf_learns),
         cmocka_unit_test (test_torch_textclf_multilabel_learns),
+        cmocka_unit_test (test_torch_textclf_lazy_adam_learns),
+        cmocka_unit_test (test_torch_textclf_step_maths),
         cmocka_unit_test (test_torch_mlp_classifies_blobs),
         cmocka_unit_test (test_torch_mlp_regression_beats_mean),
         cmocka_unit_test (test_torch_cnn_learns_bars),

@@ -218,6 +218,82 @@ test_torch_resume_equals_straight_run_sgd_decay (void **state)
     s_resume_check (&p);
 }
 
+/* textclf through the written-out step: SGD, lazy Adam and lazy AdamW,
+ * with per-sample weights. Same seed -> identical losses; save after half
+ * the steps, load, finish -> the straight run's weights bitwise (the lazy
+ * moments travel in the optimizer archive). */
+#define TC_ROWS   50
+#define TC_STEPS  24
+#define TC_N      4
+#define TC_BAG    5
+
+static void
+s_textclf_steps (ty_torch_model_t *m, int from, int to, double *losses)
+{
+    for (int s = from; s < to; s++) {
+        int64_t ids[TC_N * TC_BAG], off[TC_N], lab[TC_N];
+        float w[TC_N];
+        uint64_t rng = 77 + (uint64_t) s;
+        for (int i = 0; i < TC_N; i++) {
+            off[i] = i * TC_BAG;
+            lab[i] = i % 3;
+            w[i] = 0.5f + (float) i;
+            for (int k = 0; k < TC_BAG; k++)   /* a label's rows, and noise */
+                ids[i * TC_BAG + k] = k < 3 ? lab[i] * 10 + (int64_t) ty_negsample_below (&rng, 10)
+                                            : 30 + (int64_t) ty_negsample_below (&rng, 20);
+        }
+        ty_torch_batch_t b = {.n = TC_N, .ids = ids, .nids = TC_N * TC_BAG, .offsets = off,
+                              .labels = lab, .weights = w};
+        double loss;
+        if (ty_torch_train_step (m, &b, &loss) != TY_OK)
+            fail_msg ("train: %s", ty_torch_errstr (m));
+        if (losses)
+            losses[s] = loss;
+    }
+}
+
+static void
+test_torch_textclf_deterministic_and_resumes (void **state)
+{
+    (void) state;
+    const ty_torch_optim_t optims[] = {TY_TORCH_SGD, TY_TORCH_ADAM, TY_TORCH_ADAMW};
+    for (size_t o = 0; o < sizeof optims / sizeof optims[0]; o++) {
+        ty_torch_params_t p;
+        ty_torch_params_init (&p, TY_TORCH_TEXTCLF);
+        p.textclf.nrows = TC_ROWS;
+        p.textclf.dim = 8;
+        p.textclf.nlabels = 3;
+        p.optim = optims[o];
+        p.lr = optims[o] == TY_TORCH_SGD ? 0.3 : 0.02;
+        p.weight_decay = optims[o] == TY_TORCH_ADAMW ? 0.01 : 0;
+        p.total_steps = TC_STEPS;
+        p.seed = 9;
+        double a[TC_STEPS], b[TC_STEPS];
+        ty_torch_model_t *m1 = must_new (&p), *m2 = must_new (&p);
+        s_textclf_steps (m1, 0, TC_STEPS, a);
+        s_textclf_steps (m2, 0, TC_STEPS, b);
+        assert_memory_equal (a, b, sizeof a);
+        assert_true (a[TC_STEPS - 1] < a[0]);   /* it learns */
+        assert_true (ty_torch_weights_digest (m1) == ty_torch_weights_digest (m2));
+
+        ty_torch_model_t *half = must_new (&p), *resumed = NULL;
+        s_textclf_steps (half, 0, TC_STEPS / 2, NULL);
+        char path[256], err[ERRLEN];
+        s_tmp_path (path, sizeof path, "textclf.pt");
+        assert_int_equal (ty_torch_save (half, path), TY_OK);
+        ty_torch_destroy (&half);
+        if (ty_torch_load (path, 1, &resumed, err, sizeof err) != TY_OK)
+            fail_msg ("load: %s", err);
+        s_textclf_steps (resumed, TC_STEPS / 2, TC_STEPS, NULL);
+        if (ty_torch_weights_digest (resumed) != ty_torch_weights_digest (m1))
+            fail_msg ("textclf %s: resumed run differs", ty_torch_optim_name (optims[o]));
+        unlink (path);
+        ty_torch_destroy (&m1);
+        ty_torch_destroy (&m2);
+        ty_torch_destroy (&resumed);
+    }
+}
+
 static void
 s_expect_new_fails (const ty_torch_params_t *p, const char *needle)
 {
@@ -384,6 +460,7 @@ main (void)
         cmocka_unit_test (test_torch_save_load_same_predictions),
         cmocka_unit_test (test_torch_resume_equals_straight_run_adam),
         cmocka_unit_test (test_torch_resume_equals_straight_run_sgd_decay),
+        cmocka_unit_test (test_torch_textclf_deterministic_and_resumes),
         cmocka_unit_test (test_torch_bad_params_rejected_with_reason),
         cmocka_unit_test (test_torch_bad_batches_rejected_weights_unchanged),
         cmocka_unit_test (test_torch_load_bad_files),

@@ -15,10 +15,13 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -115,6 +118,48 @@ s_wrap_float (const float *p, at::IntArrayRef shape)
     return torch::from_blob (const_cast<float *> (p), shape, torch::kFloat);
 }
 
+/* Big tables (textclf's embedding rows, their Adam moments) are read and
+ * written a few random rows at a time: with 4 KiB pages nearly every row
+ * costs a TLB miss on top of its cache misses. Asking for transparent huge
+ * pages (2 MiB) on such a table before its pages are first touched removes
+ * most of those; with THP "never" the advice is ignored and nothing else
+ * changes. Returns an uninitialised float tensor. */
+const int64_t S_HUGE_PAGE_BYTES = 2 << 20;
+const int64_t S_HUGE_MIN_BYTES = 16 * S_HUGE_PAGE_BYTES;   /* below this: not worth it */
+
+torch::Tensor
+s_big_table (at::IntArrayRef shape)
+{
+    torch::Tensor t = torch::empty (shape, torch::kFloat);
+    int64_t bytes = t.numel () * (int64_t) sizeof (float);
+    if (bytes >= S_HUGE_MIN_BYTES) {
+        uintptr_t lo = (uintptr_t) t.data_ptr ();
+        uintptr_t start = (lo + S_HUGE_PAGE_BYTES - 1) & ~(uintptr_t) (S_HUGE_PAGE_BYTES - 1);
+        uintptr_t end = (lo + (uintptr_t) bytes) & ~(uintptr_t) (S_HUGE_PAGE_BYTES - 1);
+        if (end > start)
+            /* The allocator may have touched the pages already (the advice
+             * then applies only to pages faulted later): the tensor is
+             * uninitialised, so drop them and let them fault in huge. */
+            if (madvise ((void *) start, end - start, MADV_HUGEPAGE) == 0)
+                (void) madvise ((void *) start, end - start, MADV_DONTNEED);   /* advice only */
+    }
+    return t;
+}
+
+/* Moves tensor p (a parameter or an optimizer moment: its TensorImpl, which
+ * the optimizer's state is keyed by, stays) onto a huge-page table with the
+ * same values. */
+void
+s_rehome_big (torch::Tensor &p)
+{
+    if (p.numel () * (int64_t) sizeof (float) < S_HUGE_MIN_BYTES || p.scalar_type () != torch::kFloat)
+        return;
+    torch::NoGradGuard ng;
+    torch::Tensor t = s_big_table (p.sizes ());
+    t.copy_ (p);
+    p.set_ (t);
+}
+
 /* PyTorch's default for Linear and Conv (kaiming-uniform with a = sqrt 5
  * amounts to U(-1/sqrt(fan_in), +)), but drawn from the model's generator. */
 void
@@ -144,10 +189,11 @@ struct s_net : torch::nn::Module {
                                    at::Generator &gen) = 0;
 };
 
-/* fastText's model: mean of the rows of a bag, a linear layer. Sparse
- * gradients with SGD: a step touches only the rows of the batch, which is
- * what makes 2 M buckets affordable. Adam keeps dense moments, so with Adam
- * the gradient is dense too (fine for small vocabularies only). */
+/* fastText's model: mean of the rows of a bag, a linear layer. Training
+ * goes through s_textclf_step (written out, below), which touches only the
+ * rows of the batch with SGD and lazy Adam alike: that is what makes 2 M
+ * buckets affordable. The sparse flag matters only for the autograd path
+ * that SGD with weight decay still takes. */
 struct s_textclf_net : s_net {
     torch::nn::EmbeddingBag emb {nullptr};
     torch::nn::Linear fc {nullptr};
@@ -159,6 +205,7 @@ struct s_textclf_net : s_net {
                 .mode (torch::kMean).sparse (sparse)));
         fc = register_module ("fc", torch::nn::Linear (p.dim, p.nlabels));
         torch::NoGradGuard ng;
+        emb->weight.set_ (s_big_table ({p.nrows, p.dim}));
         /* fastText: input U(-1/dim, 1/dim), output zero. */
         emb->weight.uniform_ (-1.0 / (double) p.dim, 1.0 / (double) p.dim, gen);
         fc->weight.zero_ ();
@@ -672,12 +719,17 @@ s_apply_threads (int threads)
 
 /* ==== the model ============================================================ */
 
+namespace {
+struct s_textclf_scratch;
+}
+
 struct _ty_torch_model_t {
     ty_torch_params_t params;
     std::shared_ptr<s_net> net;
     std::unique_ptr<torch::optim::Optimizer> optim;
     at::Generator gen;
     int64_t step = 0;
+    std::shared_ptr<s_textclf_scratch> textclf;   /* textclf's step buffers, reused */
     char errstr[TY_TORCH_ERRSTR_LEN] = "";
 };
 
@@ -766,27 +818,173 @@ s_fsync_path (const char *path, int flags)
         s_throw (e, "fsync %s: %s", path, strerror (e));
 }
 
-/* textclf with plain SGD (fastText's setting), without autograd: the
- * gradient of mean-pooled embeddings + linear + softmax/sigmoid is short
- * enough to write out, and the per-op overhead of autograd and of sparse
- * gradient tensors is most of the time of a small step. The rows of a bag
- * are pooled and updated by plain loops over the C-owned ids, in order
- * (deterministic; repeated ids accumulate like index_add). Same maths as
- * the autograd path: summed loss over the batch, per-sample weights as a
- * weighted mean scaled by n. Returns the batch's mean loss. */
+/* ==== textclf without autograd ============================================ */
+
+/* textclf's train step, written out (fastText's way) instead of going through
+ * autograd: the gradient of mean-pooled embeddings + linear + softmax/sigmoid
+ * is short, and for the small steps of this model (8 samples, dim 50, a few
+ * dozen labels) the per-op overhead of libtorch (dispatch, tensor
+ * allocation, sparse gradient tensors, the optimizer's own ops) is most of
+ * the time. Plain loops over the weights' raw memory and the C-owned ids,
+ * into scratch buffers owned by the model and reused step after step: no
+ * allocation in the steady state.
+ *
+ * Order is fixed (samples in batch order, ids in bag order; repeated ids
+ * accumulate), so 1 thread + seed gives bitwise identical runs. Same maths
+ * as the autograd path: summed loss over the batch, per-sample weights as a
+ * weighted mean scaled by n. */
+struct s_textclf_scratch {
+    std::vector<float> h;        /* n x dim pooled bags */
+    std::vector<float> g;        /* n x nlabels d(sum loss)/d(logits) */
+    std::vector<float> gh;       /* n x dim d(sum loss)/d(h) */
+    std::vector<float> gw;       /* nlabels x dim (Adam only: SGD updates in place) */
+    std::vector<float> gb;       /* nlabels */
+    /* Lazy Adam: the distinct rows of the batch and their summed gradient. */
+    std::unordered_map<int64_t, int64_t> slot;   /* row -> index into rows */
+    std::vector<int64_t> rows;
+    std::vector<float> rowgrad;  /* rows.size () x dim */
+};
+
+const double S_ADAM_BETA1 = 0.9, S_ADAM_BETA2 = 0.999;   /* libtorch's defaults */
+const double S_ADAM_EPS = 1e-8;
+
+/* Forward and gradients of one batch into sc: h, g, gh. Returns the batch's
+ * (weighted) mean loss; not finite = diverged, nothing computed after. */
 double
-s_textclf_sgd_step (ty_torch_model_t *m, const ty_torch_batch_t *b, double lr)
+s_textclf_grad (ty_torch_model_t *m, const ty_torch_batch_t *b, s_textclf_scratch &sc);
+
+/* One Adam/AdamW step's coefficients, computed once per step (not per row:
+ * pow and sqrt per row were a fifth of a lazy step). Weight decay: L2 into
+ * the gradient for Adam, decoupled (p *= 1 - lr*wd) for AdamW, as
+ * libtorch's Adam and AdamW do. */
+struct s_adam_coef {
+    float step;           /* lr / (1 - beta1^t) */
+    float inv_sqrt_bc2;   /* 1 / sqrt (1 - beta2^t) */
+    float l2;             /* Adam's L2 weight decay, 0 for AdamW */
+    float shrink;         /* AdamW's 1 - lr*wd, 1 for Adam */
+};
+
+s_adam_coef
+s_adam_coef_at (int64_t t, double lr, double wd, bool decoupled)
+{
+    s_adam_coef c;
+    const double bc1 = 1.0 - std::pow (S_ADAM_BETA1, (double) t);
+    const double bc2 = 1.0 - std::pow (S_ADAM_BETA2, (double) t);
+    c.step = (float) (lr / bc1);
+    c.inv_sqrt_bc2 = (float) (1.0 / std::sqrt (bc2));
+    c.l2 = decoupled ? 0.0f : (float) wd;
+    c.shrink = decoupled ? (float) (1.0 - lr * wd) : 1.0f;
+    return c;
+}
+
+/* One Adam/AdamW update of count contiguous floats p with gradient g and
+ * moments ea/eas. */
+void
+s_adam_update (float *p, float *ea, float *eas, const float *g, int64_t count,
+               const s_adam_coef &c)
+{
+    const float b1 = (float) S_ADAM_BETA1, b2 = (float) S_ADAM_BETA2;
+    const float eps = (float) S_ADAM_EPS;
+    for (int64_t i = 0; i < count; i++) {
+        float gi = g[i] + c.l2 * p[i];
+        p[i] *= c.shrink;
+        ea[i] = b1 * ea[i] + (1.0f - b1) * gi;
+        eas[i] = b2 * eas[i] + (1.0f - b2) * gi * gi;
+        p[i] -= c.step * ea[i] / (std::sqrt (eas[i]) * c.inv_sqrt_bc2 + eps);
+    }
+}
+
+/* The Adam/AdamW state libtorch's optimizer keeps for parameter p, created
+ * (zero moments) when p has none yet. Kept there, not beside it, so that
+ * ty_torch_save/load carry it in the optimizer archive as before: a
+ * checkpoint of the dense-Adam days loads into the lazy one unchanged. */
+template <typename State> State &
+s_adam_state (torch::optim::Optimizer &opt, const torch::Tensor &p)
+{
+    auto &st = opt.state ();
+    std::string key = c10::guts::to_string (p.unsafeGetTensorImpl ());
+    auto it = st.find (key);
+    if (it == st.end ()) {
+        auto s = std::make_unique<State> ();
+        s->exp_avg (s_big_table (p.sizes ()).zero_ ());
+        s->exp_avg_sq (s_big_table (p.sizes ()).zero_ ());
+        it = st.insert ({key, std::move (s)}).first;
+    }
+    return static_cast<State &> (*it->second);
+}
+
+template <typename State> void
+s_textclf_adam_apply (ty_torch_model_t *m, const ty_torch_batch_t *b, s_textclf_scratch &sc,
+                      bool decoupled);
+
+double
+s_textclf_step (ty_torch_model_t *m, const ty_torch_batch_t *b, double lr)
 {
     torch::NoGradGuard ng;
     auto *net = static_cast<s_textclf_net *> (m->net.get ());
+    if (!m->textclf)
+        m->textclf = std::make_shared<s_textclf_scratch> ();
+    s_textclf_scratch &sc = *m->textclf;
     const ty_torch_textclf_t &p = m->params.textclf;
-    const int64_t n = b->n, dim = p.dim;
+    const int64_t n = b->n, dim = p.dim, nl = p.nlabels;
+    double loss = s_textclf_grad (m, b, sc);
+    if (!std::isfinite (loss))
+        return loss;   /* the caller refuses the step; nothing changed yet */
+    if (m->params.optim == TY_TORCH_ADAM) {
+        s_textclf_adam_apply<torch::optim::AdamParamState> (m, b, sc, false);
+        return loss;
+    }
+    if (m->params.optim == TY_TORCH_ADAMW) {
+        s_textclf_adam_apply<torch::optim::AdamWParamState> (m, b, sc, true);
+        return loss;
+    }
+    /* SGD: W -= lr g^T h, bias -= lr sum g, row -= lr/len gh (gh was taken
+     * before W moved). */
+    float *W = net->fc->weight.data_ptr<float> (), *bias = net->fc->bias.data_ptr<float> ();
     float *E = net->emb->weight.data_ptr<float> ();
-    torch::Tensor h = torch::zeros ({n, dim});
-    float *hp = h.data_ptr<float> ();
+    const float flr = (float) lr;
+    for (int64_t i = 0; i < n; i++) {
+        const float *gi = sc.g.data () + i * nl, *hi = sc.h.data () + i * dim;
+        for (int64_t j = 0; j < nl; j++) {
+            float s = flr * gi[j];
+            if (s == 0.0f)
+                continue;
+            float *wj = W + j * dim;
+            for (int64_t d = 0; d < dim; d++)
+                wj[d] -= s * hi[d];
+            bias[j] -= s;
+        }
+    }
     for (int64_t i = 0; i < n; i++) {
         int64_t lo = b->offsets[i], hi = i + 1 < n ? b->offsets[i + 1] : b->nids;
-        float *hr = hp + i * dim;
+        if (hi <= lo)
+            continue;
+        float scale = (float) (lr / (double) (hi - lo));
+        const float *gr = sc.gh.data () + i * dim;
+        for (int64_t k = lo; k < hi; k++) {
+            float *row = E + b->ids[k] * dim;
+            for (int64_t d = 0; d < dim; d++)
+                row[d] -= scale * gr[d];
+        }
+    }
+    return loss;
+}
+
+double
+s_textclf_grad (ty_torch_model_t *m, const ty_torch_batch_t *b, s_textclf_scratch &sc)
+{
+    auto *net = static_cast<s_textclf_net *> (m->net.get ());
+    const ty_torch_textclf_t &p = m->params.textclf;
+    const int64_t n = b->n, dim = p.dim, nl = p.nlabels;
+    const float *E = net->emb->weight.data_ptr<float> ();
+    const float *W = net->fc->weight.data_ptr<float> ();
+    const float *bias = net->fc->bias.data_ptr<float> ();
+    sc.h.assign ((size_t) (n * dim), 0.0f);
+    sc.g.resize ((size_t) (n * nl));
+    sc.gh.assign ((size_t) (n * dim), 0.0f);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t lo = b->offsets[i], hi = i + 1 < n ? b->offsets[i + 1] : b->nids;
+        float *hr = sc.h.data () + i * dim;
         for (int64_t k = lo; k < hi; k++) {
             const float *row = E + b->ids[k] * dim;
             for (int64_t d = 0; d < dim; d++)
@@ -798,50 +996,174 @@ s_textclf_sgd_step (ty_torch_model_t *m, const ty_torch_batch_t *b, double lr)
                 hr[d] *= inv;
         }
     }
-    torch::Tensor W = net->fc->weight, bias = net->fc->bias;
-    torch::Tensor logits = torch::addmm (bias, h, W.t ());
-    torch::Tensor per, g;   /* per-sample loss; d(sum loss)/d(logits) */
-    if (p.multilabel) {
-        torch::Tensor t = s_wrap_float (b->targets, {n, p.nlabels});
-        per = F::binary_cross_entropy_with_logits (
-                  logits, t, F::BinaryCrossEntropyWithLogitsFuncOptions ().reduction (torch::kNone))
-                  .sum (1);
-        g = torch::sigmoid (logits) - t;
+    /* Per sample: logits, loss, g = d loss / d logits. */
+    double wsum = 0;
+    if (b->weights)
+        for (int64_t i = 0; i < n; i++)
+            wsum += b->weights[i];
+    double loss = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *hr = sc.h.data () + i * dim;
+        float *gi = sc.g.data () + i * nl;
+        for (int64_t j = 0; j < nl; j++) {
+            const float *wj = W + j * dim;
+            float z = bias[j];
+            for (int64_t d = 0; d < dim; d++)
+                z += wj[d] * hr[d];
+            gi[j] = z;   /* logits for now */
+        }
+        double per = 0;
+        if (p.multilabel) {
+            const float *t = b->targets + i * nl;
+            for (int64_t j = 0; j < nl; j++) {
+                double z = gi[j];
+                /* stable BCE with logits: max(z,0) - z t + log(1 + e^-|z|) */
+                per += (z > 0 ? z : 0) - z * t[j] + std::log1p (std::exp (-std::fabs (z)));
+                gi[j] = (float) (1.0 / (1.0 + std::exp (-z))) - t[j];
+            }
+        }
+        else {
+            float mx = gi[0];
+            for (int64_t j = 1; j < nl; j++)
+                mx = gi[j] > mx ? gi[j] : mx;
+            double sum = 0;
+            for (int64_t j = 0; j < nl; j++) {
+                gi[j] = std::exp (gi[j] - mx);
+                sum += gi[j];
+            }
+            int64_t y = b->labels[i];
+            per = -(std::log ((double) gi[y] / sum));
+            float inv = (float) (1.0 / sum);
+            for (int64_t j = 0; j < nl; j++)
+                gi[j] *= inv;
+            gi[y] -= 1.0f;
+        }
+        if (b->weights) {
+            loss += per * b->weights[i] / wsum;
+            float s = (float) (b->weights[i] * (double) n / wsum);
+            for (int64_t j = 0; j < nl; j++)
+                gi[j] *= s;
+        }
+        else
+            loss += per / (double) n;
     }
-    else {
-        torch::Tensor y = s_wrap_long (b->labels, n).unsqueeze (1);
-        torch::Tensor lsm = torch::log_softmax (logits, 1);
-        per = -lsm.gather (1, y).squeeze (1);
-        g = lsm.exp ().scatter_add_ (1, y, torch::full ({n, 1}, -1.0f));
-    }
-    double loss;
-    if (b->weights) {
-        torch::Tensor w = s_wrap_float (b->weights, {n});
-        torch::Tensor wsum = w.sum ();
-        loss = ((per * w).sum () / wsum).item<double> ();
-        g = g * (w * ((double) n / wsum)).unsqueeze (1);
-    }
-    else
-        loss = per.mean ().item<double> ();
     if (!std::isfinite (loss))
-        return loss;   /* the caller refuses the step; nothing changed yet */
-    torch::Tensor gh = g.mm (W);   /* before W moves */
-    W.sub_ (g.t ().mm (h), lr);
-    bias.sub_ (g.sum (0), lr);
-    const float *ghp = gh.data_ptr<float> ();
+        return loss;
+    /* gh = g W, before W moves. */
+    for (int64_t i = 0; i < n; i++) {
+        const float *gi = sc.g.data () + i * nl;
+        float *ghr = sc.gh.data () + i * dim;
+        for (int64_t j = 0; j < nl; j++) {
+            float s = gi[j];
+            if (s == 0.0f)
+                continue;
+            const float *wj = W + j * dim;
+            for (int64_t d = 0; d < dim; d++)
+                ghr[d] += s * wj[d];
+        }
+    }
+    return loss;
+}
+
+/* Lazy (sparse) Adam/AdamW for textclf. The linear layer gets the ordinary
+ * dense update. The embedding table gets an update of the rows this batch
+ * touched only, with their summed gradient: their moments decay and move,
+ * the other rows' moments and weights stay as they are (no decay, no
+ * momentum drift, no weight decay) until a batch touches them again. This is
+ * PyTorch's SparseAdam / TensorFlow's LazyAdam; dense Adam would instead
+ * move every one of the `bucket` rows each step by its remaining momentum
+ * (and, with weight decay, shrink it), which costs O(nrows x dim) per step:
+ * seconds per step at 2 M buckets. Bias correction uses the global step
+ * count, as SparseAdam does. docs/training.md has the comparison. */
+template <typename State> void
+s_textclf_adam_apply (ty_torch_model_t *m, const ty_torch_batch_t *b, s_textclf_scratch &sc,
+                      bool decoupled)
+{
+    auto *net = static_cast<s_textclf_net *> (m->net.get ());
+    const ty_torch_textclf_t &p = m->params.textclf;
+    const int64_t n = b->n, dim = p.dim, nl = p.nlabels;
+    const double lr = m->params.lr, wd = m->params.weight_decay;
+    /* Linear layer: gW = g^T h, gb = sum g. */
+    sc.gw.assign ((size_t) (nl * dim), 0.0f);
+    sc.gb.assign ((size_t) nl, 0.0f);
+    for (int64_t i = 0; i < n; i++) {
+        const float *gi = sc.g.data () + i * nl, *hi = sc.h.data () + i * dim;
+        for (int64_t j = 0; j < nl; j++) {
+            float *gwj = sc.gw.data () + j * dim;
+            for (int64_t d = 0; d < dim; d++)
+                gwj[d] += gi[j] * hi[d];
+            sc.gb[(size_t) j] += gi[j];
+        }
+    }
+    torch::optim::Optimizer &opt = *m->optim;
+    State &sw = s_adam_state<State> (opt, net->fc->weight);
+    State &sb = s_adam_state<State> (opt, net->fc->bias);
+    State &se = s_adam_state<State> (opt, net->emb->weight);
+    sw.step (sw.step () + 1);
+    sb.step (sb.step () + 1);
+    se.step (se.step () + 1);
+    s_adam_update (net->fc->weight.data_ptr<float> (), sw.exp_avg ().template data_ptr<float> (),
+                   sw.exp_avg_sq ().template data_ptr<float> (), sc.gw.data (), nl * dim,
+                   s_adam_coef_at (sw.step (), lr, wd, decoupled));
+    s_adam_update (net->fc->bias.data_ptr<float> (), sb.exp_avg ().template data_ptr<float> (),
+                   sb.exp_avg_sq ().template data_ptr<float> (), sc.gb.data (), nl,
+                   s_adam_coef_at (sb.step (), lr, wd, decoupled));
+    /* Embedding rows: the summed gradient per distinct row, in order of
+     * first appearance (deterministic). */
+    sc.slot.clear ();
+    sc.rows.clear ();
+    sc.rowgrad.clear ();
     for (int64_t i = 0; i < n; i++) {
         int64_t lo = b->offsets[i], hi = i + 1 < n ? b->offsets[i + 1] : b->nids;
         if (hi <= lo)
             continue;
-        float scale = (float) (lr / (double) (hi - lo));
-        const float *gr = ghp + i * dim;
+        float scale = 1.0f / (float) (hi - lo);
+        const float *gr = sc.gh.data () + i * dim;
         for (int64_t k = lo; k < hi; k++) {
-            float *row = E + b->ids[k] * dim;
+            auto ins = sc.slot.emplace (b->ids[k], (int64_t) sc.rows.size ());
+            if (ins.second) {
+                sc.rows.push_back (b->ids[k]);
+                sc.rowgrad.resize (sc.rowgrad.size () + (size_t) dim, 0.0f);
+            }
+            float *acc = sc.rowgrad.data () + ins.first->second * dim;
             for (int64_t d = 0; d < dim; d++)
-                row[d] -= scale * gr[d];
+                acc[d] += scale * gr[d];
         }
     }
-    return loss;
+    float *E = net->emb->weight.data_ptr<float> ();
+    float *ea = se.exp_avg ().template data_ptr<float> ();
+    float *eas = se.exp_avg_sq ().template data_ptr<float> ();
+    const s_adam_coef ce = s_adam_coef_at (se.step (), lr, wd, decoupled);
+    for (size_t r = 0; r < sc.rows.size (); r++) {
+        int64_t off = sc.rows[r] * dim;
+        s_adam_update (E + off, ea + off, eas + off, sc.rowgrad.data () + (int64_t) r * dim, dim,
+                       ce);
+    }
+}
+
+/* After a load the embedding table and its Adam moments are the archive's
+ * freshly read tensors, on small pages: move them onto huge-page tables as
+ * a new model has them (same values, same TensorImpl, so the optimizer's
+ * state keys still match). */
+void
+s_textclf_rehome (ty_torch_model_t *m)
+{
+    auto *net = static_cast<s_textclf_net *> (m->net.get ());
+    s_rehome_big (net->emb->weight);
+    auto &st = m->optim->state ();
+    auto it = st.find (c10::guts::to_string (net->emb->weight.unsafeGetTensorImpl ()));
+    if (it == st.end ())
+        return;
+    if (m->params.optim == TY_TORCH_ADAM) {
+        auto &a = static_cast<torch::optim::AdamParamState &> (*it->second);
+        s_rehome_big (a.exp_avg ());
+        s_rehome_big (a.exp_avg_sq ());
+    }
+    else if (m->params.optim == TY_TORCH_ADAMW) {
+        auto &a = static_cast<torch::optim::AdamWParamState &> (*it->second);
+        s_rehome_big (a.exp_avg ());
+        s_rehome_big (a.exp_avg_sq ());
+    }
 }
 
 }  /* namespace */
@@ -994,9 +1316,11 @@ ty_torch_train_step (ty_torch_model_t *m, const ty_torch_batch_t *b, double *los
         s_check_batch (m->params, b, true);
         /* Dropout and augmentation of step k draw from a generator seeded
          * by (seed, k): a run resumed at step k draws the same. */
-        if (m->params.kind == TY_TORCH_TEXTCLF && m->params.optim == TY_TORCH_SGD
-            && m->params.weight_decay == 0) {
-            double v = s_textclf_sgd_step (m, b, s_current_lr (m));
+        /* textclf: the written-out step (SGD as fastText; lazy Adam/AdamW).
+         * SGD with weight decay keeps the autograd path. */
+        if (m->params.kind == TY_TORCH_TEXTCLF
+            && (m->params.optim != TY_TORCH_SGD || m->params.weight_decay == 0)) {
+            double v = s_textclf_step (m, b, s_current_lr (m));
             if (!std::isfinite (v))
                 s_throw (TY_EINVAL, "loss is %g at step %lld: the model diverged (lower the lr)",
                          v, (long long) m->step);
@@ -1158,6 +1482,8 @@ ty_torch_load (const char *path, int threads, ty_torch_model_t **model_p, char *
             s_throw (TY_EPROTO, "%s: weights or optimizer state missing", path);
         m->net->load (net_ar);
         m->optim->load (opt_ar);
+        if (m->params.kind == TY_TORCH_TEXTCLF)
+            s_textclf_rehome (m);
     });
     if (rc != TY_OK) {
         delete m;

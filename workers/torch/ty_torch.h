@@ -55,10 +55,16 @@ typedef enum {
     TY_TORCH_NCF     = 4,   /* NeuMF: GMF + MLP towers, sigmoid output, BCE */
 } ty_torch_kind_t;
 
+/* For textclf, Adam and AdamW are lazy (sparse) over the embedding table:
+ * a step updates the moments and weights of the rows its batch touched only
+ * (PyTorch's SparseAdam, TensorFlow's LazyAdam); rows not in the batch keep
+ * their weights and moments unchanged, with no momentum drift and no weight
+ * decay until a batch touches them again. The linear layer and the other
+ * kinds get the usual dense update. docs/training.md compares the two. */
 typedef enum {
     TY_TORCH_SGD   = 1,     /* plain SGD; linear lr decay to 0 over total_steps */
-    TY_TORCH_ADAM  = 2,
-    TY_TORCH_ADAMW = 3,
+    TY_TORCH_ADAM  = 2,     /* Adam, L2 weight decay; lazy over textclf's rows */
+    TY_TORCH_ADAMW = 3,     /* AdamW, decoupled decay; lazy over textclf's rows */
 } ty_torch_optim_t;
 
 /* textclf: rows = vocabulary words + hash buckets (ty_vocab_nrows). */

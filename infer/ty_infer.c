@@ -404,27 +404,23 @@ s_rowmap_check (ty_infer_model_t *m, char *err, size_t errlen)
     return TY_INFER_OK;
 }
 
-/* id -> kept row as an open-addressing hash, at most half full: a lookup
- * per id is one or two cache lines where a binary search over 100 k rows
- * would touch 17. Built at load, as the word index is. */
+/* id -> kept row as a rank directory (ty_infer_impl.h), built at load as
+ * the word index is. The row map was checked: ascending, below nrows. */
 static int
-s_rowhash_build (ty_infer_model_t *m)
+s_rowrank_build (ty_infer_model_t *m)
 {
-    int bits = 4;
-    while (((size_t) 1 << bits) < 2 * m->nkept)
-        bits++;
-    size_t size = (size_t) 1 << bits, mask = size - 1;
-    m->rowhash = calloc (2 * size, sizeof *m->rowhash);
-    if (!m->rowhash)
+    size_t blocks = (size_t) (((uint64_t) m->arch.nrows + 63) / 64);
+    m->rowrank = calloc (2 * (blocks ? blocks : 1), sizeof *m->rowrank);
+    if (!m->rowrank)
         return TY_INFER_ENOMEM;
-    m->rowhash_bits = bits;
     for (size_t i = 0; i < m->nkept; i++) {
-        uint64_t key = (uint64_t) ty_infer_rd32 (m->rowmap + 4 * i) + 1;
-        size_t s = (size_t) ((key * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
-        while (m->rowhash[2 * s])
-            s = (s + 1) & mask;
-        m->rowhash[2 * s] = (uint32_t) key;
-        m->rowhash[2 * s + 1] = (uint32_t) i;
+        uint64_t id = ty_infer_rd32 (m->rowmap + 4 * i);
+        m->rowrank[2 * (id >> 6)] |= (uint64_t) 1 << (id & 63);
+    }
+    uint64_t before = 0;
+    for (size_t b = 0; b < blocks; b++) {
+        m->rowrank[2 * b + 1] = before;
+        before += ty_infer_popcount64 (m->rowrank[2 * b]);
     }
     return TY_INFER_OK;
 }
@@ -682,7 +678,7 @@ s_validate (ty_infer_model_t *m, char *err, size_t errlen)
                           (long long) m->arch.nrows);
         if ((rc = s_index_build (m)) != TY_INFER_OK)
             return s_fail (err, errlen, rc, "no memory for the vocabulary index");
-        if (m->rowmap && (rc = s_rowhash_build (m)) != TY_INFER_OK)
+        if (m->rowmap && (rc = s_rowrank_build (m)) != TY_INFER_OK)
             return s_fail (err, errlen, rc, "no memory for the row map");
     }
     if (have_labels && m->labels.n != 0 && m->labels.n != m->out_width
@@ -766,7 +762,7 @@ ty_infer_close (ty_infer_model_t **model_p)
     if (m->map)
         munmap ((void *) m->map, m->map_len);
     free (m->index);
-    free (m->rowhash);
+    free (m->rowrank);
     if (m->label_names)
         for (size_t i = 0; i < m->labels.n; i++)
             free (m->label_names[i]);

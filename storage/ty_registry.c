@@ -1627,3 +1627,100 @@ ty_registry_record (const char *data_dir, const char *name, uint64_t version,
     ty_registry_destroy (&reg);
     return rc;
 }
+
+/* ---- artifact notes ------------------------------------------------------------ */
+
+typedef struct {
+    const char                *name;
+    uint64_t                   version;
+    const char                *file;
+    const char                *target;
+    const cJSON               *metrics;
+    const ty_registry_actor_t *by;
+} s_note_t;
+
+static int
+s_note_op (ty_registry_t *self, MDB_txn *txn, void *arg)
+{
+    s_note_t *a = arg;
+    uint64_t now = s_now_ms ();
+    s_model_t m;
+    int rc = s_model_get (self, txn, a->name, &m);
+    cJSON *doc = NULL;
+    if (rc == TY_OK)
+        rc = s_version_get (self, txn, a->name, a->version, &doc);
+    if (rc != TY_OK)
+        return rc;
+    /* The note names the artifact by its digest as registered now: a later
+     * file under the same name (a new conversion) is told apart by it. */
+    const char *sha = NULL;
+    const cJSON *x;
+    cJSON_ArrayForEach (x, cJSON_GetObjectItemCaseSensitive (doc, "artifacts")) {
+        const char *f = s_str (x, "file");
+        if (f && !strcmp (f, a->file))
+            sha = s_str (x, "sha256");
+    }
+    if (!sha) {
+        cJSON_Delete (doc);
+        return s_fail (self, TY_ENOTFOUND, "%s@%llu has no artifact %s (register it first)",
+                       a->name, (unsigned long long) a->version, a->file);
+    }
+    cJSON *notes = cJSON_GetObjectItemCaseSensitive (doc, "notes");
+    if (!cJSON_IsObject (notes)) {
+        notes = cJSON_CreateObject ();
+        if (!s_set (doc, "notes", notes)) {
+            cJSON_Delete (notes);
+            cJSON_Delete (doc);
+            return s_fail (self, TY_ENOMEM, "out of memory");
+        }
+    }
+    char who [TY_REGISTRY_TEXT_MAX + 1];
+    snprintf (who, sizeof who, "%s", a->by && a->by->who && *a->by->who ? a->by->who : "unknown");
+    cJSON *n = cJSON_CreateObject ();
+    cJSON *mx = a->metrics ? cJSON_Duplicate (a->metrics, 1) : cJSON_CreateObject ();
+    int ok = n && mx
+        && cJSON_AddStringToObject (n, "target", a->target ? a->target : "")
+        && cJSON_AddStringToObject (n, "sha256", sha)
+        && cJSON_AddNumberToObject (n, "time_ms", (double) now)
+        && cJSON_AddStringToObject (n, "who", who);
+    if (ok) {
+        ok = cJSON_AddItemToObject (n, "metrics", mx);
+        if (ok)
+            mx = NULL;
+    }
+    if (ok) {
+        ok = s_set (notes, a->file, n);
+        if (ok)
+            n = NULL;
+    }
+    cJSON_Delete (mx);
+    cJSON_Delete (n);
+    if (!ok) {
+        cJSON_Delete (doc);
+        return s_fail (self, TY_ENOMEM, "out of memory");
+    }
+    ty_stage_t st = s_version_stage (doc);
+    rc = s_version_put (self, txn, a->name, a->version, doc);
+    cJSON_Delete (doc);
+    s_audit_t au = { "note", a->version, st, st, 0, 0, NULL };
+    if (rc == TY_OK)
+        rc = s_audit (self, txn, a->name, &m, &au, a->by, now);
+    return rc;
+}
+
+int
+ty_registry_artifact_note (ty_registry_t *self, const char *name, uint64_t version,
+                           const char *file, const char *target, const cJSON *metrics,
+                           const ty_registry_actor_t *by)
+{
+    if (!s_name_ok (name) || version == 0)
+        return s_fail (self, TY_EINVAL, "bad model name or version");
+    if (!file || !*file || strlen (file) > TY_REGISTRY_TEXT_MAX || strchr (file, '/'))
+        return s_fail (self, TY_EINVAL, "bad artifact file name");
+    if (target && strlen (target) > TY_REGISTRY_TEXT_MAX)
+        return s_fail (self, TY_EINVAL, "target too long");
+    if (metrics && !cJSON_IsObject (metrics))
+        return s_fail (self, TY_EINVAL, "metrics must be a JSON object");
+    s_note_t a = { name, version, file, target, metrics, by };
+    return s_write (self, s_note_op, &a);
+}

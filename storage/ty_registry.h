@@ -130,6 +130,20 @@ int ty_registry_register (ty_registry_t *self, const char *name, uint64_t versio
 int ty_registry_record (const char *data_dir, const char *name, uint64_t version,
                         const char *job_id, const char *why, char *why_out, size_t why_len);
 
+/* Attaches what made artifact `file` (a name in the version directory,
+ * e.g. "model-int8.tym") of a registered version and its figures: stored
+ * in the version record as "notes": {file: {"target", "sha256" (of the
+ * artifact as registered now, so a note is matched to the bytes it is
+ * about), "time_ms", "who", "metrics": a copy of metrics (an object, may
+ * be NULL)}}. A new note for the same file replaces the old one; register
+ * and refresh keep notes. One write transaction with an audit entry
+ * ("note"). The convert worker notes each conversion (target, accuracy
+ * change, size ratio, latency). TY_OK, TY_EINVAL, TY_ENOTFOUND (no such
+ * version, or the file is not among its artifacts: register first). */
+int ty_registry_artifact_note (ty_registry_t *self, const char *name, uint64_t version,
+                               const char *file, const char *target,
+                               const struct cJSON *metrics, const ty_registry_actor_t *by);
+
 /* Moves a registered version to stage. production: the old production
  * version becomes archived and is remembered for rollback; the version
  * stops being canary if it was. canary: rollout percent (0..100) of

@@ -7,6 +7,7 @@
 #   ty_portable      the writer: a model version directory -> model.tym, in
 #                    FP32, FP16 or INT8 (ty_quantize), textclf pruning.
 #                    Links the libtorch shim and the featurizer (ty_train).
+#                    With ty_retrain: pruned / smaller textclf retrained.
 add_library (trainyard_infer STATIC
     infer/ty_infer.c
     infer/ty_infer_text.c
@@ -30,7 +31,10 @@ if (NOT Torch_FOUND OR NOT TARGET ty_dataset)
     message (WARNING "infer: libtorch or ty_dataset missing: ty_portable not built")
     return ()
 endif ()
-add_library (ty_portable STATIC workers/convert/ty_portable.c workers/convert/ty_quantize.c)
+# ty_retrain (a pruned or smaller textclf trained again, for the convert
+# job and bench/infer) needs only the shim and ty_quantize: it lives here.
+add_library (ty_portable STATIC workers/convert/ty_portable.c workers/convert/ty_quantize.c
+    workers/convert/ty_retrain.c)
 target_include_directories (ty_portable PUBLIC workers/convert)
 target_link_libraries (ty_portable PUBLIC ty_train ty_torch ty_text trainyard_infer ty_common)
 set_target_properties (ty_portable PROPERTIES LINKER_LANGUAGE CXX)

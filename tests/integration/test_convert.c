@@ -49,6 +49,7 @@
 #define S_INT8_MAX_RATIO 0.3   /* issue 6: the INT8 file is <= 30 % of FP32 */
 #define S_PRUNE_ROWS   1000    /* of ~10 k rows */
 #define S_PRUNED_FP16_MAX_RATIO 0.2   /* fp16 alone is ~0.5 of fp32; a tenth of the rows far less */
+#define S_SMALL_DIM    16      /* ConvertSpec.dim: retrained with a quarter of S_DIM */
 
 static const char *s_labels [S_NCLASSES] = { "ham", "spam", "eggs" };
 static const char *s_words [S_NCLASSES][S_WORDS] = {
@@ -200,22 +201,27 @@ s_teardown (void **state)
     return rc;
 }
 
-/* Submits a convert job (max_rows: pruning, 0 = none) and waits for it to
- * end in `want`. */
+/* Submits a convert job (max_rows: pruning, 0 = none; dim: a smaller
+ * embedding, 0 = keep; key=value: one more param, NULL = none) and waits
+ * for it to end in `want`. */
 static void
-s_convert_rows (s_fix_t *f, const char *model, const char *target, uint64_t max_rows,
-                const char *want, char *id)
+s_convert_full (s_fix_t *f, const char *model, const char *target, uint64_t max_rows,
+                uint32_t dim, const char *key, const char *value, const char *want, char *id)
 {
     Ty__ConvertSpec cv = TY__CONVERT_SPEC__INIT;
     cv.model = (char *) model;
     cv.target = (char *) target;
     cv.max_rows = max_rows;
+    cv.dim = dim;
     Ty__ConvertSpec__ParamsEntry entry = TY__CONVERT_SPEC__PARAMS_ENTRY__INIT;
-    Ty__ConvertSpec__ParamsEntry *eptr [1] = { &entry };
+    Ty__ConvertSpec__ParamsEntry extra = TY__CONVERT_SPEC__PARAMS_ENTRY__INIT;
+    Ty__ConvertSpec__ParamsEntry *eptr [2] = { &entry, &extra };
     entry.key = "latency_samples";
     entry.value = "50";              /* quick: the figure, not its precision, is tested */
+    extra.key = (char *) key;
+    extra.value = (char *) value;
     cv.params = eptr;
-    cv.n_params = 1;
+    cv.n_params = key ? 2 : 1;
     Ty__JobSpec spec = TY__JOB_SPEC__INIT;
     spec.kind_case = TY__JOB_SPEC__KIND_CONVERT;
     spec.convert = &cv;
@@ -228,6 +234,13 @@ s_convert_rows (s_fix_t *f, const char *model, const char *target, uint64_t max_
         ty_testenv_print_tail (f->env, "cv1.log", 30);
         fail_msg ("convert %s to %s (job %s) did not reach %s", model, target, id, want);
     }
+}
+
+static void
+s_convert_rows (s_fix_t *f, const char *model, const char *target, uint64_t max_rows,
+                const char *want, char *id)
+{
+    s_convert_full (f, model, target, max_rows, 0, NULL, NULL, want, id);
 }
 
 static void
@@ -295,6 +308,29 @@ s_registry_sha (s_fix_t *f, const char *name, uint64_t version, const char *file
     cJSON_Delete (doc);
 }
 
+/* The registry's note on the artifact (ty_registry_artifact_note): the
+ * conversion's target, the digest of these bytes, its figures. */
+static void
+s_check_note (s_fix_t *f, const char *file, const char *target, const char *hex)
+{
+    ty_registry_t *reg = NULL;
+    assert_int_equal (ty_registry_open (f->data, &reg), TY_OK);
+    cJSON *doc = NULL;
+    assert_int_equal (ty_registry_version_json (reg, "clf", 1, &doc), TY_OK);
+    ty_registry_destroy (&reg);
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive (cJSON_GetObjectItemCaseSensitive (doc,
+                                                       "notes"), file);
+    const cJSON *tg = cJSON_GetObjectItemCaseSensitive (n, "target");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive (n, "sha256");
+    if (!cJSON_IsString (tg) || strcmp (tg->valuestring, target) || !cJSON_IsString (sh)
+        || strcmp (sh->valuestring, hex))
+        fail_msg ("registry note on %s: want target %s, sha256 %s", file, target, hex);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive (n, "metrics");
+    assert_true (s_num (m, "bytes", NULL) > 0);
+    assert_true (cJSON_IsNumber (cJSON_GetObjectItemCaseSensitive (m, "accuracy_change_points")));
+    cJSON_Delete (doc);
+}
+
 /* The artifact exists, the registry lists it with the file's digest, and
  * the report holds the comparison. Returns the report (caller deletes). */
 static cJSON *
@@ -309,6 +345,7 @@ s_check_artifact (s_fix_t *f, const char *target)
     assert_true (bytes > 0);
     s_registry_sha (f, "clf", 1, ty_convert_target_file (t), reg_hex);
     assert_string_equal (reg_hex, hex);
+    s_check_note (f, ty_convert_target_file (t), target, hex);
     snprintf (path, sizeof path, "%s/models/clf/1/convert-%s.json", f->data, target);
     cJSON *doc = s_must_load_json (path);
     const cJSON *tg = cJSON_GetObjectItemCaseSensitive (doc, "target");
@@ -377,6 +414,32 @@ test_convert_fp32_then_int8 (void **state)
     ratio = s_num (doc, "size_ratio", NULL);
     if (!(ratio > 0 && ratio < S_PRUNED_FP16_MAX_RATIO))
         fail_msg ("pruned fp16 size ratio %.3f, want < %.2f", ratio, S_PRUNED_FP16_MAX_RATIO);
+    /* pruning retrains the kept rows, for the model's own epochs (3) */
+    assert_int_equal ((int) s_num (doc, "retrained", "kept_rows"), S_PRUNE_ROWS);
+    assert_int_equal ((int) s_num (doc, "retrained", "epochs"), 3);
+    assert_int_equal ((int) s_num (doc, "retrained", "dim"), S_DIM);
+    assert_true (s_num (doc, "accuracy", "converted") >= s_num (doc, "accuracy", "fp32") - 0.1);
+    char rpath [PATH_MAX];
+    snprintf (rpath, sizeof rpath, "%s/models/clf/1/model-fp16.tym", f->data);
+    ty_infer_model_t *im = NULL;
+    char ierr [256];
+    assert_int_equal (ty_infer_open (rpath, &im, ierr, sizeof ierr), TY_INFER_OK);
+    assert_int_equal (ty_infer_kept_rows (im), S_PRUNE_ROWS);
+    ty_infer_close (&im);
+    cJSON_Delete (doc);
+
+    /* int8 with a smaller embedding (dim 64 -> 16), 2 epochs asked */
+    s_convert_full (f, "clf@1", "int8", 0, S_SMALL_DIM, "retrain_epochs", "2", "SUCCEEDED", id);
+    doc = s_check_artifact (f, "int8");
+    assert_int_equal ((int) s_num (doc, "dim", NULL), S_SMALL_DIM);
+    assert_int_equal ((int) s_num (doc, "retrained", "dim"), S_SMALL_DIM);
+    assert_int_equal ((int) s_num (doc, "retrained", "epochs"), 2);
+    /* a quarter of the columns: well under the plain int8 file */
+    ratio = s_num (doc, "size_ratio", NULL);
+    if (!(ratio > 0 && ratio < S_INT8_MAX_RATIO / 2))
+        fail_msg ("int8 dim %d size ratio %.3f, want < %.2f", S_SMALL_DIM, ratio,
+                  S_INT8_MAX_RATIO / 2);
+    assert_true (s_num (doc, "accuracy", "converted") >= s_num (doc, "accuracy", "fp32") - 0.1);
     cJSON_Delete (doc);
 
     if (ty_convert_target_built (TY_CONVERT_ONNX)) {
@@ -431,6 +494,15 @@ test_convert_bad_input (void **state)
     s_assert_error (f, id, "clf@production");
     s_convert (f, "clf@1", "int4", "FAILED", id);
     s_assert_error (f, id, "unknown target 'int4'");
+    /* retraining: dim must shrink, needs retrain=1; epochs are bounded */
+    s_convert_full (f, "clf@1", "int8", 0, 64, NULL, NULL, "FAILED", id);
+    s_assert_error (f, id, "not smaller than the model's 64");
+    s_convert_full (f, "clf@1", "int8", 0, 8, "retrain", "0", "FAILED", id);
+    s_assert_error (f, id, "needs retraining");
+    s_convert_full (f, "clf@1", "int8", 100, 0, "retrain_epochs", "0", "FAILED", id);
+    s_assert_error (f, id, "params.retrain_epochs");
+    s_convert_full (f, "clf@1", "onnx", 0, 8, NULL, NULL, "FAILED", id);
+    s_assert_error (f, id, "not onnx");
 
     /* version 2's weights are garbage: the writer refuses them and the
        directory is exactly as it was (no artifact, no temp file, no report) */

@@ -54,3 +54,16 @@ if (TARGET ty_portable)
     set_tests_properties (unit_portable_quant PROPERTIES LABELS unit TIMEOUT 120
         ENVIRONMENT "OPENBLAS_NUM_THREADS=1;OMP_NUM_THREADS=1")
 endif ()
+
+# A pruned or smaller textclf retrained (workers/convert/ty_retrain) and
+# written with its row map: the runtime equals libtorch on the kept rows,
+# retraining beats norm pruning on the fortunes sample.
+if (TARGET ty_portable)
+    add_executable (test_portable_retrain unit/test_portable_retrain.c)
+    target_link_libraries (test_portable_retrain PRIVATE ty_portable PkgConfig::CMOCKA m)
+    target_compile_definitions (test_portable_retrain PRIVATE TY_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+    set_target_properties (test_portable_retrain PROPERTIES LINKER_LANGUAGE CXX)
+    add_test (NAME unit_portable_retrain COMMAND test_portable_retrain)
+    set_tests_properties (unit_portable_retrain PROPERTIES LABELS unit TIMEOUT 120
+        ENVIRONMENT "OPENBLAS_NUM_THREADS=1;OMP_NUM_THREADS=1")
+endif ()

@@ -739,10 +739,10 @@ test_portable_convert_dir (void **state)
      * place of nothing else (no temp file left), close to the FP32 one. */
     char qpath[600];
     snprintf (qpath, sizeof qpath, "%s/model-int8.tym", dir);
-    ty_portable_opts_t qo = {TY_PORTABLE_INT8, 0};
+    ty_portable_opts_t qo = {TY_PORTABLE_INT8, 0, NULL, 0};
     if (ty_portable_convert_dir_opts (dir, &qo, qpath, err, sizeof err) != TY_OK)
         fail_msg ("convert int8: %s", err);
-    ty_portable_opts_t bad = {(ty_portable_dtype_t) 9, 0};
+    ty_portable_opts_t bad = {(ty_portable_dtype_t) 9, 0, NULL, 0};
     assert_int_equal (ty_portable_convert_dir_opts (dir, &bad, qpath, err, sizeof err), TY_EINVAL);
     strcat (qpath, ".tmp");
     assert_int_not_equal (access (qpath, F_OK), 0);

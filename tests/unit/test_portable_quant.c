@@ -100,7 +100,7 @@ must_write (ty_torch_model_t *model, const ty_portable_meta_t *meta, int dtype,
             uint64_t max_rows, const char *path)
 {
     char err[ERRLEN];
-    ty_portable_opts_t o = {(ty_portable_dtype_t) dtype, max_rows};
+    ty_portable_opts_t o = {(ty_portable_dtype_t) dtype, max_rows, NULL, 0};
     if (ty_portable_write_opts (model, meta, &o, path, err, sizeof err) != TY_OK)
         fail_msg ("ty_portable_write_opts: %s", err);
 }

@@ -546,6 +546,77 @@ test_kill9_during_promote_is_atomic (void **state)
     ty_registry_destroy (&reg);
 }
 
+/* A conversion's target and figures on one artifact: kept across a
+ * refresh, replaced by a newer note, audited; unknown files refused. */
+static void
+test_registry_artifact_note (void **state)
+{
+    s_fixture_t *f = *state;
+    s_make_version (f->data, "spam", 1, "PASS");
+    ty_registry_t *reg = s_open (f);
+    assert_int_equal (ty_registry_register (reg, "spam", 1, &s_alice, NULL), TY_OK);
+    cJSON *m = cJSON_CreateObject ();
+    cJSON_AddNumberToObject (m, "accuracy_change_points", -0.25);
+    cJSON_AddNumberToObject (m, "size_ratio", 0.27);
+    const ty_registry_actor_t job = { "job 01ABC", "converted to int8", 0 };
+    assert_int_equal (ty_registry_artifact_note (reg, "spam", 1, "model.pt", "int8", m, &job),
+                      TY_OK);
+    /* not an artifact of the version, no such version, bad names */
+    assert_int_equal (ty_registry_artifact_note (reg, "spam", 1, "model-int8.tym", "int8", m,
+                                                 &job), TY_ENOTFOUND);
+    assert_non_null (strstr (ty_registry_errstr (reg), "model-int8.tym"));
+    assert_int_equal (ty_registry_artifact_note (reg, "spam", 2, "model.pt", "int8", m, &job),
+                      TY_ENOTFOUND);
+    assert_int_equal (ty_registry_artifact_note (reg, "spam", 1, "../x", "int8", m, &job),
+                      TY_EINVAL);
+    cJSON *arr = cJSON_CreateArray ();
+    assert_int_equal (ty_registry_artifact_note (reg, "spam", 1, "model.pt", "int8", arr, &job),
+                      TY_EINVAL);
+    cJSON_Delete (arr);
+
+    /* a refresh (a new evaluation) keeps the note */
+    s_make_version (f->data, "spam", 1, "FAIL");
+    assert_int_equal (ty_registry_register (reg, "spam", 1, &s_alice, NULL), TY_OK);
+    cJSON *doc = NULL;
+    assert_int_equal (ty_registry_version_json (reg, "spam", 1, &doc), TY_OK);
+    cJSON *n = cJSON_GetObjectItem (cJSON_GetObjectItem (doc, "notes"), "model.pt");
+    assert_non_null (n);
+    assert_string_equal (cJSON_GetObjectItem (n, "target")->valuestring, "int8");
+    assert_string_equal (cJSON_GetObjectItem (n, "sha256")->valuestring, S_SHA256_ABC);
+    assert_string_equal (cJSON_GetObjectItem (n, "who")->valuestring, "job 01ABC");
+    assert_true (cJSON_GetObjectItem (cJSON_GetObjectItem (n, "metrics"),
+                                      "accuracy_change_points")->valuedouble == -0.25);
+    assert_string_equal (cJSON_GetObjectItem (cJSON_GetObjectItem (doc, "metrics"),
+                                              "gate")->valuestring, "FAIL");
+    cJSON_Delete (doc);
+
+    /* a newer note replaces it; the audit log has one "note" entry per note */
+    cJSON_ReplaceItemInObject (m, "size_ratio", cJSON_CreateNumber (0.5));
+    assert_int_equal (ty_registry_artifact_note (reg, "spam", 1, "model.pt", "fp16", m, &job),
+                      TY_OK);
+    assert_int_equal (ty_registry_version_json (reg, "spam", 1, &doc), TY_OK);
+    n = cJSON_GetObjectItem (cJSON_GetObjectItem (doc, "notes"), "model.pt");
+    assert_string_equal (cJSON_GetObjectItem (n, "target")->valuestring, "fp16");
+    assert_true (cJSON_GetObjectItem (cJSON_GetObjectItem (n, "metrics"),
+                                      "size_ratio")->valuedouble == 0.5);
+    assert_int_equal (cJSON_GetArraySize (cJSON_GetObjectItem (doc, "notes")), 1);
+    cJSON_Delete (doc);
+    cJSON *h = NULL;
+    assert_int_equal (ty_registry_history_json (reg, "spam", &h), TY_OK);
+    int notes = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach (e, h)
+        if (!strcmp (cJSON_GetObjectItem (e, "action")->valuestring, "note")) {
+            notes++;
+            assert_string_equal (cJSON_GetObjectItem (e, "why")->valuestring,
+                                 "converted to int8");
+        }
+    assert_int_equal (notes, 2);
+    cJSON_Delete (h);
+    cJSON_Delete (m);
+    ty_registry_destroy (&reg);
+}
+
 int
 main (void)
 {
@@ -556,6 +627,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_audit_log_in_order, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_resolve_and_canary_share, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_kill9_during_promote_is_atomic, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_registry_artifact_note, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -14,8 +14,11 @@
 #include "ty_dataset.h"
 #include "ty_error.h"
 #include "ty_modeldir.h"
+#include "ty_batch.h"
 #include "ty_portable.h"
 #include "ty_registry.h"
+#include "ty_retrain.h"
+#include "ty_train.h"
 #include "ty_report.h"
 #ifdef TY_CONVERT_HAVE_ONNX
 #include "ty_onnx.h"
@@ -123,6 +126,8 @@ typedef struct {
     char     staged [TY_CONVERT_FILE_PATH_MAX]; /* hidden artifact before its rename; "" = none */
     char     hidden_base [TY_CONVERT_FILE_PATH_MAX]; /* a private FP32 baseline to remove */
     ty_convert_eval_t eval;
+    int      retrain;                   /* params.retrain: 1 (default) or 0 (prune only) */
+    int      retrain_epochs;            /* params.retrain_epochs; 0 = the model's epochs */
     char    *err;
     size_t   errlen;
 } s_run_t;
@@ -205,8 +210,21 @@ s_all_digits (const char *s)
     return 1;
 }
 
-/* params: only latency_samples for now; anything else is a mistake worth
- * refusing rather than a knob silently ignored. */
+/* params.<key> as an integer in [lo, hi]. */
+static int
+s_param_int (s_run_t *r, const char *k, const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long n = v ? strtol (v, &end, 10) : 0;
+    if (!v || !*v || *end || errno || n < lo || n > hi)
+        return s_fail (r, TY_EINVAL, "params.%s: %ld to %ld, not '%s'", k, lo, hi, v ? v : "");
+    *out = n;
+    return TY_OK;
+}
+
+/* params: latency_samples, retrain (0/1), retrain_epochs; anything else is
+ * a mistake worth refusing rather than a knob silently ignored. */
 static int
 s_params (s_run_t *r)
 {
@@ -214,18 +232,25 @@ s_params (s_run_t *r)
                                                    : TY_CONVERT_LATENCY_SAMPLES;
     for (size_t i = 0; i < r->spec->n_params; i++) {
         const char *k = r->spec->params [i]->key, *v = r->spec->params [i]->value;
+        long n = 0;
+        int rc = TY_OK;
         if (k && !strcmp (k, "latency_samples")) {
-            char *end;
-            errno = 0;
-            long n = v ? strtol (v, &end, 10) : 0;
-            if (!v || !*v || *end || errno || n < 1 || n > S_LATENCY_MAX)
-                return s_fail (r, TY_EINVAL, "params.latency_samples: 1 to %d, not '%s'",
-                               S_LATENCY_MAX, v ? v : "");
-            r->latency_samples = (size_t) n;
+            if ((rc = s_param_int (r, k, v, 1, S_LATENCY_MAX, &n)) == TY_OK)
+                r->latency_samples = (size_t) n;
+        }
+        else if (k && !strcmp (k, "retrain")) {
+            if ((rc = s_param_int (r, k, v, 0, 1, &n)) == TY_OK)
+                r->retrain = (int) n;
+        }
+        else if (k && !strcmp (k, "retrain_epochs")) {
+            if ((rc = s_param_int (r, k, v, 1, TY_RETRAIN_MAX_EPOCHS, &n)) == TY_OK)
+                r->retrain_epochs = (int) n;
         }
         else
-            return s_fail (r, TY_EINVAL, "unknown parameter '%s' (convert takes latency_samples)",
-                           k ? k : "");
+            return s_fail (r, TY_EINVAL, "unknown parameter '%s' (convert takes "
+                           "latency_samples, retrain, retrain_epochs)", k ? k : "");
+        if (rc != TY_OK)
+            return rc;
     }
     return TY_OK;
 }
@@ -245,9 +270,8 @@ s_check_spec (s_run_t *r)
         return s_fail (r, TY_EINVAL, "target %s is not supported by this build yet "
                        "(the %s writer is missing)", spec->target,
                        r->res->target == TY_CONVERT_ONNX ? "ONNX" : "quantizing");
-    if (spec->dim)
-        return s_fail (r, TY_EINVAL, "dim %u: a smaller embedding by retraining is not "
-                       "supported yet; train a new version with --dim instead", spec->dim);
+    if (spec->dim && r->res->target == TY_CONVERT_ONNX)
+        return s_fail (r, TY_EINVAL, "dim applies to .tym targets (fp32, fp16, int8), not onnx");
     if (spec->max_rows && r->res->target == TY_CONVERT_ONNX)
         return s_fail (r, TY_EINVAL, "max_rows applies to .tym targets (fp32, fp16, int8), "
                        "not onnx");
@@ -259,7 +283,12 @@ s_check_spec (s_run_t *r)
     if (spec->calibrate)
         s_log (r, "calibrate: static activation ranges are not used by this converter; "
                "activations stay dynamic");
-    return s_params (r);
+    r->retrain = 1;
+    int rc = s_params (r);
+    if (rc == TY_OK && spec->dim && !r->retrain)
+        return s_fail (r, TY_EINVAL, "dim %u needs retraining: params.retrain must be 1",
+                       spec->dim);
+    return rc;
 }
 
 /* ---- the model version -------------------------------------------------------- */
@@ -406,6 +435,140 @@ s_write (s_run_t *r, ty_convert_target_t t, uint64_t max_rows, const char *path)
     return TY_OK;
 }
 
+/* ---- retraining (textclf max_rows with params.retrain, or dim) ------------- */
+
+#ifdef TY_CONVERT_HAVE_PORTABLE_OPTS
+/* 1 when target t is made by retraining rather than by the writer alone. */
+static int
+s_retrains (const s_run_t *r, ty_convert_target_t t)
+{
+    return t != TY_CONVERT_ONNX && (r->spec->dim || (r->spec->max_rows && r->retrain));
+}
+
+typedef struct {
+    s_run_t *r;
+    ty_batch_set_t *set;
+} s_gather_t;
+
+static int
+s_gather (void *arg, const uint64_t *idx, size_t n, ty_torch_batch_t *batch)
+{
+    s_gather_t *g = arg;
+    return ty_batch_set_gather (g->set, idx, n, NULL, batch);
+}
+
+static int
+s_gather_cancelled (void *arg)
+{
+    return s_cancelled (((s_gather_t *) arg)->r);
+}
+
+static void
+s_gather_progress (void *arg, double fraction)
+{
+    s_run_t *r = ((s_gather_t *) arg)->r;
+    double at = S_AT_CONVERTING + (S_AT_EVALUATING - S_AT_CONVERTING) * fraction;
+    s_progress (r, at, "converting", "retrained %.0f %%", fraction * S_POINTS);
+}
+
+/* config.json's epochs and batch_size (the train job's); 0 when absent. */
+static void
+s_train_config (const s_run_t *r, int *epochs, int *batch)
+{
+    *epochs = *batch = 0;
+    cJSON *c = s_read_json (r->res->dir, TY_MODELDIR_CONFIG);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive (c, "epochs");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive (c, "batch_size");
+    if (cJSON_IsNumber (e) && e->valuedouble >= 1 && e->valuedouble <= TY_RETRAIN_MAX_EPOCHS)
+        *epochs = (int) e->valuedouble;
+    if (cJSON_IsNumber (b) && b->valuedouble >= 1 && b->valuedouble <= TY_TRAIN_MAX_BATCH)
+        *batch = (int) b->valuedouble;
+    cJSON_Delete (c);
+}
+
+/* model.pt retrained on the kept rows (and dim), on the train split of
+ * the dataset, then written as target t into path. */
+static int
+s_write_retrained (s_run_t *r, ty_convert_target_t t, const char *path)
+{
+    char why [TY_CONVERT_ERR_MAX] = "", wpath [TY_CONVERT_FILE_PATH_MAX];
+    snprintf (wpath, sizeof wpath, "%s/%s", r->res->dir, TY_MODELDIR_WEIGHTS);
+    ty_torch_model_t *model = NULL;
+    ty_batch_feat_t *feat = NULL;
+    ty_dataset_t *ds = NULL;
+    s_gather_t g = {r, NULL};
+    ty_retrain_result_t rr;
+    memset (&rr, 0, sizeof rr);
+    int rc = ty_torch_load (wpath, 1, &model, why, sizeof why);
+    if (rc == TY_OK && ty_torch_params (model)->kind != TY_TORCH_TEXTCLF) {
+        rc = TY_EINVAL;
+        snprintf (why, sizeof why, "max_rows and dim apply to textclf models, not %s",
+                  ty_torch_kind_name (ty_torch_params (model)->kind));
+    }
+    if (rc == TY_OK && r->spec->dim
+        && (int64_t) r->spec->dim >= ty_torch_params (model)->textclf.dim) {
+        rc = TY_EINVAL;
+        snprintf (why, sizeof why, "dim %u is not smaller than the model's %lld",
+                  r->spec->dim, (long long) ty_torch_params (model)->textclf.dim);
+    }
+    if (rc == TY_OK)
+        rc = ty_batch_feat_load (r->res->dir, &feat, why, sizeof why);
+    if (rc == TY_OK && (rc = ty_dataset_open (r->opts->data_dir, r->dataset, &ds)) != TY_OK)
+        snprintf (why, sizeof why, "dataset %s: %s", r->dataset, ty_strerror (rc));
+    if (rc == TY_OK)
+        rc = ty_batch_set_new (feat, ds, TY_SPLIT_TRAIN, 0, &g.set, why, sizeof why);
+    int epochs = 0, batch = 0;
+    s_train_config (r, &epochs, &batch);
+    if (r->retrain_epochs)
+        epochs = r->retrain_epochs;
+    if (epochs == 0)
+        epochs = TY_CONVERT_RETRAIN_EPOCHS;
+    if (rc == TY_OK) {
+        s_log (r, "retraining %s@%llu on %zu samples of %s: %d epochs, max_rows %llu, dim %u",
+               r->res->model, (unsigned long long) r->res->version,
+               ty_batch_set_count (g.set), r->dataset, epochs,
+               (unsigned long long) r->spec->max_rows, r->spec->dim);
+        ty_retrain_opts_t o;
+        memset (&o, 0, sizeof o);
+        o.max_rows = r->spec->max_rows;
+        o.dim = r->spec->dim;
+        o.epochs = epochs;
+        o.batch_size = batch;
+        o.nsamples = ty_batch_set_count (g.set);
+        o.gather = s_gather;
+        o.arg = &g;
+        o.cancelled = s_gather_cancelled;
+        o.progress = s_gather_progress;
+        rc = ty_retrain_textclf (model, &o, &rr, why, sizeof why);
+    }
+    if (rc == TY_OK) {
+        r->res->retrained = 1;
+        r->res->retrain_epochs = epochs;
+        r->res->kept_rows = rr.nkept;
+        r->res->retrain_loss = rr.last_loss;
+        r->res->dim = ty_torch_params (rr.model)->textclf.dim;
+        ty_portable_opts_t po;
+        memset (&po, 0, sizeof po);
+        po.dtype = s_dtype (t);
+        po.rowmap = rr.rowmap;
+        po.rowmap_len = rr.nkept;
+        rc = ty_portable_write_dir_model (rr.model, r->res->dir, &po, path, why, sizeof why);
+    }
+    ty_retrain_result_free (&rr);
+    ty_batch_set_destroy (&g.set);
+    ty_dataset_destroy (&ds);
+    ty_batch_feat_destroy (&feat);
+    ty_torch_destroy (&model);
+    if (rc == ECANCELED)
+        return s_fail (r, rc, "cancelled");
+    if (rc != TY_OK)
+        return s_fail (r, rc, "retraining %s@%llu for %s: %s", r->res->model,
+                       (unsigned long long) r->res->version, ty_convert_target_name (t),
+                       *why ? why : ty_strerror (rc));
+    return TY_OK;
+}
+#endif
+
 /* The FP32 reference: model.tym (written now if the version has none); a
  * pruned fp32 target is compared with a private unpruned file instead. */
 static int
@@ -413,7 +576,7 @@ s_baseline (s_run_t *r)
 {
     ty_convert_target_t t = r->res->target;
     snprintf (r->base, sizeof r->base, "%s/%s", r->res->dir, TY_PORTABLE_FILE);
-    if (t == TY_CONVERT_FP32 && r->spec->max_rows) {
+    if (t == TY_CONVERT_FP32 && (r->spec->max_rows || r->spec->dim)) {
         snprintf (r->hidden_base, sizeof r->hidden_base, "%s/.convert-base-%ld.tym",
                   r->res->dir, (long) getpid ());
         snprintf (r->base, sizeof r->base, "%s", r->hidden_base);
@@ -450,6 +613,10 @@ s_convert (s_run_t *r)
         return s_write (r, t, r->spec->max_rows, r->res->artifact);
     snprintf (r->staged, sizeof r->staged, "%s/.convert-%s-%ld", r->res->dir,
               ty_convert_target_name (t), (long) getpid ());
+#ifdef TY_CONVERT_HAVE_PORTABLE_OPTS
+    if (s_retrains (r, t))
+        return s_write_retrained (r, t, r->staged);
+#endif
     return s_write (r, t, r->spec->max_rows, r->staged);
 }
 
@@ -552,11 +719,24 @@ s_report (s_run_t *r)
         && s_add (o, "job_id", cJSON_CreateString (r->opts->job_id ? r->opts->job_id : ""))
         && s_add (o, "created_ms", cJSON_CreateNumber ((double) time (NULL) * 1000.0))
         && s_add (o, "max_rows", cJSON_CreateNumber ((double) r->spec->max_rows))
+        && s_add (o, "dim", cJSON_CreateNumber ((double) r->spec->dim))
         && s_add (o, "artifact", s_file_json (ty_convert_target_file (res->target), res->sha256,
                                                 res->bytes));
     if (ok && res->fp32_bytes)
         ok = s_add (o, "fp32", s_file_json (TY_PORTABLE_FILE, NULL, res->fp32_bytes))
             && s_add (o, "size_ratio", s_num ((double) res->bytes / (double) res->fp32_bytes));
+    if (ok && res->retrained) {
+        cJSON *rt = cJSON_CreateObject ();
+        ok = rt && s_add (rt, "epochs", cJSON_CreateNumber (res->retrain_epochs))
+            && s_add (rt, "kept_rows", cJSON_CreateNumber ((double) res->kept_rows))
+            && s_add (rt, "dim", cJSON_CreateNumber ((double) res->dim))
+            && s_add (rt, "last_loss", s_num (res->retrain_loss));
+        if (ok) {
+            ok = s_add (o, "retrained", rt);
+            rt = NULL;
+        }
+        cJSON_Delete (rt);
+    }
     if (ok && !res->evaluated)
         ok = s_add (o, "evaluated", cJSON_CreateFalse ())
             && s_add (o, "note", cJSON_CreateString ("ONNX: export and size only; trainyard "
@@ -646,6 +826,11 @@ s_metrics (s_run_t *r)
 {
     const ty_convert_result_t *res = r->res;
     s_metric (r, "bytes", (double) res->bytes);
+    if (res->retrained) {
+        s_metric (r, "retrain_epochs", res->retrain_epochs);
+        s_metric (r, "kept_rows", (double) res->kept_rows);
+        s_metric (r, "retrain_loss", res->retrain_loss);
+    }
     if (res->fp32_bytes) {
         s_metric (r, "fp32_bytes", (double) res->fp32_bytes);
         s_metric (r, "size_ratio", (double) res->bytes / (double) res->fp32_bytes);
@@ -662,6 +847,48 @@ s_metrics (s_run_t *r)
     s_metric (r, "p99_fp32_ms", res->p99_fp32_ms);
     s_metric (r, "p50_ms", res->p50_ms);
     s_metric (r, "p99_ms", res->p99_ms);
+}
+
+/* The conversion's target and figures on its artifact's registry record
+ * (ty_registry_artifact_note); a failure is logged, as for the refresh. */
+static void
+s_note (s_run_t *r, const char *what)
+{
+    const ty_convert_result_t *res = r->res;
+    cJSON *m = cJSON_CreateObject ();
+    int ok = m && s_add (m, "bytes", cJSON_CreateNumber ((double) res->bytes))
+        && s_add (m, "max_rows", cJSON_CreateNumber ((double) r->spec->max_rows))
+        && s_add (m, "dim", cJSON_CreateNumber ((double) r->spec->dim))
+        && s_add (m, "evaluated", cJSON_CreateBool (res->evaluated));
+    if (ok && res->fp32_bytes)
+        ok = s_add (m, "size_ratio", s_num ((double) res->bytes / (double) res->fp32_bytes));
+    if (ok && res->evaluated)
+        ok = s_add (m, "dataset", cJSON_CreateString (r->dataset))
+            && s_add (m, "accuracy_fp32", s_num (res->accuracy_fp32))
+            && s_add (m, "accuracy", s_num (res->accuracy))
+            && s_add (m, "accuracy_change_points",
+                      s_num ((res->accuracy - res->accuracy_fp32) * S_POINTS))
+            && s_add (m, "agreement_top1", s_num (res->agreement))
+            && s_add (m, "p50_ms", s_num (res->p50_ms))
+            && s_add (m, "p99_ms", s_num (res->p99_ms));
+    if (ok && res->retrained)
+        ok = s_add (m, "retrain_epochs", cJSON_CreateNumber (res->retrain_epochs))
+            && s_add (m, "kept_rows", cJSON_CreateNumber ((double) res->kept_rows));
+    ty_registry_t *reg = NULL;
+    int rc = ok ? ty_registry_open (r->opts->data_dir, &reg) : TY_ENOMEM;
+    if (rc == TY_OK) {
+        char who [96];
+        snprintf (who, sizeof who, "job %s", r->opts->job_id ? r->opts->job_id : "convert");
+        ty_registry_actor_t by = { who, what, 0 };
+        rc = ty_registry_artifact_note (reg, res->model, res->version,
+                                        ty_convert_target_file (res->target),
+                                        ty_convert_target_name (res->target), m, &by);
+    }
+    if (rc != TY_OK)
+        s_log (r, "registry note: %s", reg && *ty_registry_errstr (reg)
+               ? ty_registry_errstr (reg) : ty_strerror (rc));
+    ty_registry_destroy (&reg);
+    cJSON_Delete (m);
 }
 
 static int
@@ -692,7 +919,7 @@ s_run (s_run_t *r, cJSON **report)
     res->bytes = bytes;
     char fp32 [TY_CONVERT_FILE_PATH_MAX];
     snprintf (fp32, sizeof fp32, "%s/%s", res->dir, TY_PORTABLE_FILE);
-    if (res->target == TY_CONVERT_FP32 && !r->spec->max_rows)
+    if (res->target == TY_CONVERT_FP32 && !r->spec->max_rows && !r->spec->dim)
         snprintf (r->base, sizeof r->base, "%s", written);   /* the artifact is the reference */
     if (res->target != TY_CONVERT_ONNX)
         res->fp32_bytes = s_file_bytes (r->base);
@@ -730,6 +957,8 @@ s_run (s_run_t *r, cJSON **report)
     if (rc != TY_OK)
         s_log (r, "registry: %s (`trainyard model register %s@%llu` adds it later)", whyout,
                res->model, (unsigned long long) res->version);
+    else
+        s_note (r, what);
     if (report)
         *report = doc;
     else

@@ -25,9 +25,15 @@
  *    int8  model-int8.tym   onnx  model.onnx (export and size only: there
  *                                 is no ONNX runtime in trainyard)
  *
+ *  textclf pruning (ConvertSpec.max_rows) and smaller embeddings
+ *  (ConvertSpec.dim) retrain: the rows of largest norm are kept and a model
+ *  of those rows (and dim) is trained on the dataset's train split with
+ *  the model's optimizer, lr, seed and batch size, for params.retrain_epochs
+ *  (default: the model's own epochs, from config.json) - ty_retrain.h.
+ *  params.retrain=0 prunes by norm only (the old behaviour; not with dim).
+ *
  *  What it is not: the writers themselves (ty_portable, ty_quantize,
- *  ty_onnx), nor a trainer: ConvertSpec.dim (a smaller embedding by
- *  retraining) is refused as not supported yet.
+ *  ty_onnx, ty_retrain).
  *
  *  Not thread-safe per call; runs on the job's thread.
  *
@@ -51,6 +57,9 @@
 #define TY_CONVERT_EVAL_MAX_SAMPLES 20000    /* test samples compared; more only costs time */
 #define TY_CONVERT_LATENCY_SAMPLES  200      /* timed single predictions per model */
 #define TY_CONVERT_LATENCY_WARMUP   20       /* untimed calls first (cold caches) */
+/* Retraining epochs when neither params.retrain_epochs nor the model's
+ * config.json says (fastText's default -epoch). */
+#define TY_CONVERT_RETRAIN_EPOCHS   5
 
 typedef enum {
     TY_CONVERT_FP32 = 1,
@@ -101,6 +110,11 @@ typedef struct {
     double   agreement;                        /* top-1 agreement in [0, 1]; NaN: not measured */
     double   p50_fp32_ms, p99_fp32_ms, p50_ms, p99_ms;
     int      registered;                       /* the registry took the refresh */
+    int      retrained;                        /* textclf max_rows / dim: trained again */
+    int      retrain_epochs;
+    uint64_t kept_rows;                        /* embedding rows of the retrained model */
+    int64_t  dim;                              /* its embedding size */
+    double   retrain_loss;                     /* mean train loss of its last epoch */
 } ty_convert_result_t;
 
 /* Runs one convert job. On TY_OK *report (may be NULL) gets the report

@@ -351,6 +351,18 @@ s_prune (s_file_t *f, uint64_t max_rows)
     return s_add (f, TY_INFER_SEC_ROWMAP, TY_INFER_DT_BYTES, map, (uint64_t) keep * 4);
 }
 
+/* A retrained model's row map, as s_prune writes its own. */
+static int
+s_add_rowmap (s_file_t *f, const uint32_t *rowmap, size_t n)
+{
+    unsigned char *map = malloc (n * 4);
+    if (!map)
+        return s_fail (f->err, f->errlen, TY_ENOMEM, "out of memory (row map)");
+    for (size_t i = 0; i < n; i++)
+        s_put32 (map + 4 * i, rowmap[i]);
+    return s_add (f, TY_INFER_SEC_ROWMAP, TY_INFER_DT_BYTES, map, (uint64_t) n * 4);
+}
+
 /* Weights (tensors of 2+ dimensions) to FP16 or INT8; biases stay FP32. */
 static int
 s_convert (s_file_t *f, ty_portable_dtype_t dtype)
@@ -553,7 +565,7 @@ ty_portable_write_opts (ty_torch_model_t *model, const ty_portable_meta_t *meta,
 {
     if (!model || !path)
         return s_fail (err, errlen, TY_EINVAL, "model or path is NULL");
-    ty_portable_opts_t fp32 = {TY_PORTABLE_FP32, 0};
+    ty_portable_opts_t fp32 = {TY_PORTABLE_FP32, 0, NULL, 0};
     if (!opts)
         opts = &fp32;
     ty_portable_dtype_t dtype = opts->dtype ? opts->dtype : TY_PORTABLE_FP32;
@@ -570,7 +582,24 @@ ty_portable_write_opts (ty_torch_model_t *model, const ty_portable_meta_t *meta,
     if (meta->nlabels != 0 && (meta->nlabels != width || !meta->labels))
         return s_fail (err, errlen, TY_EINVAL, "%zu labels for %zu outputs", meta->nlabels,
                        width);
-    if (p->kind == TY_TORCH_TEXTCLF
+    const uint32_t *rowmap = p->kind == TY_TORCH_TEXTCLF ? opts->rowmap : NULL;
+    if (rowmap) {
+        int64_t space = meta->vocab ? ty_vocab_nrows (meta->vocab) : 0;
+        if (opts->max_rows != 0 || opts->rowmap_len != (size_t) p->textclf.nrows
+            || opts->rowmap_len == 0)
+            return s_fail (err, errlen, TY_EINVAL, "a row map of %zu rows for a model of "
+                           "%lld rows (and max_rows %llu, which must be 0 with it)",
+                           opts->rowmap_len, (long long) p->textclf.nrows,
+                           (unsigned long long) opts->max_rows);
+        for (size_t i = 0; i < opts->rowmap_len; i++)
+            if ((int64_t) rowmap[i] >= space || (i > 0 && rowmap[i] <= rowmap[i - 1]))
+                return s_fail (err, errlen, TY_EINVAL, "row map entry %zu (%u) is not "
+                               "ascending below the vocabulary's %lld rows", i,
+                               (unsigned) rowmap[i], (long long) space);
+        if (opts->rowmap_len == (size_t) space)
+            rowmap = NULL;   /* every row, in order: the identity needs no map */
+    }
+    if (p->kind == TY_TORCH_TEXTCLF && !opts->rowmap
         && (!meta->vocab || ty_vocab_nrows (meta->vocab) != p->textclf.nrows))
         return s_fail (err, errlen, TY_EINVAL,
                        "textclf needs its vocabulary (words + bucket = %lld rows)",
@@ -581,6 +610,8 @@ ty_portable_write_opts (ty_torch_model_t *model, const ty_portable_meta_t *meta,
     f.errlen = errlen;
     int64_t a[TY_INFER_ARCH_LEN];
     s_arch (p, a);
+    if (p->kind == TY_TORCH_TEXTCLF && opts->rowmap)
+        a[0] = ty_vocab_nrows (meta->vocab);   /* ARCH's nrows: the id space */
     int rc = s_add_int64s (&f, TY_INFER_SEC_ARCH, a, TY_INFER_ARCH_LEN);
     if (rc == TY_OK && p->kind == TY_TORCH_TEXTCLF) {
         const ty_tok_opts_t *o = ty_vocab_opts (meta->vocab);
@@ -610,6 +641,8 @@ ty_portable_write_opts (ty_torch_model_t *model, const ty_portable_meta_t *meta,
         s_fail (err, errlen, rc, "out of memory");
     if (rc == TY_OK && p->kind == TY_TORCH_TEXTCLF && opts->max_rows > 0)
         rc = s_prune (&f, opts->max_rows);
+    if (rc == TY_OK && rowmap)
+        rc = s_add_rowmap (&f, rowmap, opts->rowmap_len);
     if (rc == TY_OK && dtype != TY_PORTABLE_FP32)
         rc = s_convert (&f, dtype);
     if (rc == TY_ENOMEM && err && errlen && !err[0])
@@ -645,11 +678,23 @@ ty_portable_convert_dir_opts (const char *dir, const ty_portable_opts_t *opts,
     if (snprintf (path, sizeof path, "%s/%s", dir, TY_MODELDIR_WEIGHTS) >= (int) sizeof path)
         return s_fail (err, errlen, TY_EINVAL, "path too long");
     ty_torch_model_t *model = NULL;
-    ty_batch_feat_t *feat = NULL;
-    const char **labels = NULL;
     int rc = ty_torch_load (path, 1, &model, err, errlen);
     if (rc == TY_OK)
-        rc = ty_batch_feat_load (dir, &feat, err, errlen);
+        rc = ty_portable_write_dir_model (model, dir, opts, out_path, err, errlen);
+    ty_torch_destroy (&model);
+    return rc;
+}
+
+int
+ty_portable_write_dir_model (ty_torch_model_t *model, const char *dir,
+                             const ty_portable_opts_t *opts, const char *out_path,
+                             char *err, size_t errlen)
+{
+    if (!model || !dir || !out_path)
+        return s_fail (err, errlen, TY_EINVAL, "model, dir or out_path is NULL");
+    ty_batch_feat_t *feat = NULL;
+    const char **labels = NULL;
+    int rc = ty_batch_feat_load (dir, &feat, err, errlen);
     if (rc == TY_OK && ty_batch_feat_input (feat) == TY_BATCH_INPUT_TFIDF)
         rc = s_fail (err, errlen, TY_EINVAL,
                      "mlp on text (TF-IDF input) has no portable form yet");
@@ -672,6 +717,5 @@ ty_portable_convert_dir_opts (const char *dir, const ty_portable_opts_t *opts,
     }
     free (labels);
     ty_batch_feat_destroy (&feat);
-    ty_torch_destroy (&model);
     return rc;
 }

@@ -49,6 +49,12 @@ typedef struct {
     ty_portable_dtype_t dtype;   /* weights' element type; 0 = FP32 */
     uint64_t max_rows;           /* textclf: keep at most this many embedding rows
                                     (0 = all); ignored for the other kinds */
+    /* textclf retrained on kept rows (ty_retrain.h): the model's embedding
+     * row i is original row rowmap[i] (ascending, below the vocabulary's
+     * words + bucket); written as the ROWMAP. NULL: the model's rows are
+     * the id space. With a rowmap, max_rows must be 0. */
+    const uint32_t *rowmap;
+    size_t rowmap_len;           /* = the model's nrows */
 } ty_portable_opts_t;
 
 typedef struct {
@@ -65,6 +71,13 @@ int ty_portable_write (ty_torch_model_t *model, const ty_portable_meta_t *meta,
 int ty_portable_write_opts (ty_torch_model_t *model, const ty_portable_meta_t *meta,
                             const ty_portable_opts_t *opts, const char *path, char *err,
                             size_t errlen);
+
+/* model (e.g. retrained from dir's model.pt, ty_retrain.h) with the
+ * featurizer of version directory dir (feat.json, vocab.txt: labels and
+ * tokenizer) -> out_path, atomically. */
+int ty_portable_write_dir_model (ty_torch_model_t *model, const char *dir,
+                                 const ty_portable_opts_t *opts, const char *out_path,
+                                 char *err, size_t errlen);
 
 /* dir/model.pt + dir/feat.json (+ vocab.txt) -> dir/model.tym (FP32). */
 int ty_portable_convert_dir (const char *dir, char *err, size_t errlen);

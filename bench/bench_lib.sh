@@ -188,7 +188,7 @@ median () {         # median SYSTEM MODE KEY [KIND]: median over the reps, or "-
         END {
             if (n == 0) { print "-"; exit }
             m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-            if (m >= 100 || m == int(m)) printf "%.0f\n", m; else printf "%.1f\n", m
+            if (m >= 100 || m == int(m)) printf "%.0f\n", m; else if (m < 10) printf "%.2f\n", m; else printf "%.1f\n", m
         }'
 }
 

@@ -7,7 +7,7 @@
  *  map<string,string> fields YAML mappings, and a string field given a
  *  mapping or list gets its JSON text (evaluate's `gate:`). So a field added
  *  to job.proto is usable in pipeline files with no change here. Step-level
- *  keys (type, needs, when, foreach, retries, timeout, priority, resources,
+ *  keys (type, needs, when, foreach, retries, retry_backoff, timeout, priority, resources,
  *  name) go to the JobSpec.
  *
  *  Every allocation hangs off the JobSpec, so protobuf_c_message_free_unpacked
@@ -27,7 +27,8 @@
 
 /* Keys of a step that are not fields of its spec message. */
 static const char *const s_step_keys [] = {
-    "type", "needs", "when", "foreach", "retries", "timeout", "priority", "resources", "name",
+    "type", "needs", "when", "foreach", "retries", "retry_backoff", "timeout", "priority",
+    "resources", "name",
     NULL };
 
 /* A timeout must fit JobSpec.timeout_ms (uint32: about 49 days). */
@@ -694,9 +695,18 @@ s_build (ty_pipeline_raw_t *raw, size_t si, size_t br, ty_pipeline_item_t *item,
                 if (end == text || *end || n < 0 || n > TY_PIPELINE_MAX_RETRIES)
                     rc = ty_pipeline_fail (raw, line, b.field, "'%s' is not a number of "
                                            "retries 0..%d", text, TY_PIPELINE_MAX_RETRIES);
-                else
+                else {
+                    /* a lost worker (max_attempts) and a failed run (retries) alike */
                     spec->max_attempts = (uint32_t) n + 1;
+                    spec->retries = (uint32_t) n;
+                }
             }
+        }
+        else if (!strcmp (key, "retry_backoff")) {
+            rc = s_text (&b, v, &text);
+            if (rc == TY_OK && s_duration_ms (text, &spec->retry_backoff_ms))
+                rc = ty_pipeline_fail (raw, line, b.field, "'%s' is not a duration like "
+                                       "500ms, 90s, 30m or 2h", text);
         }
         else if (!strcmp (key, "timeout")) {
             rc = s_text (&b, v, &text);

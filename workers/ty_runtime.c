@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -31,6 +32,9 @@
 #define S_OUTPUTS_MAX   TY_RUNTIME_OUTPUTS_MAX
 #define S_ACK_WAIT_MS   2000    /* on exit: wait this long for result acks */
 #define S_WHEN_TRACE    256     /* a condition with its values, for the job's log */
+#define S_RETRY_BACKOFF_MS 1000 /* JobSpec.retry_backoff_ms = 0 */
+#define S_RETRY_SHIFT_MAX  10   /* the backoff doubles at most this often (x1024) */
+#define S_RETRY_POLL_MS    50   /* a backoff wait looks at the cancel flag this often */
 
 typedef enum { S_FREE = 0, S_RUNNING, S_DONE } s_slot_state;
 
@@ -45,6 +49,7 @@ struct _ty_job_t {
     char        id [TY_ID_LEN + 1];
     uint32_t    attempt;
     Ty__JobSpec *spec;
+    unsigned    try_index;          /* 0, then 1.. for JobSpec.retries */
     Ty__Output **inputs;            /* Assign.inputs, deep-copied; owned */
     size_t      ninputs;
     pthread_t   thread;
@@ -123,6 +128,7 @@ ty_job_input (ty_job_t *job, const char *key)
                                   key, strlen (key)) : NULL;
 }
 const char *ty_job_id (ty_job_t *job)           { return job->id; }
+unsigned ty_job_try (ty_job_t *job)             { return job->try_index; }
 unsigned ty_job_attempt (ty_job_t *job)         { return job->attempt; }
 
 int
@@ -447,13 +453,65 @@ s_job_prepare (ty_job_t *job, ty_job_rc_t *rc)
     return s_job_skip (job, rc, reason);
 }
 
+/* Forgets a failed try's result (outputs, data, error) before the next. */
+static void
+s_job_result_clear (ty_job_t *job)
+{
+    for (size_t i = 0; i < job->noutputs; i++) {
+        free (job->out_keys [i]);
+        free (job->out_values [i]);
+    }
+    job->noutputs = 0;
+    free (job->data);
+    job->data = NULL;
+    job->data_len = 0;
+    job->error [0] = '\0';
+}
+
+/* Sleeps ms, waking every S_RETRY_POLL_MS to honour a cancel. 1 if cancelled. */
+static int
+s_job_wait (ty_job_t *job, int64_t ms)
+{
+    int64_t end = ty_clock_mono_ms () + ms;
+    for (int64_t now = ty_clock_mono_ms (); now < end; now = ty_clock_mono_ms ()) {
+        if (ty_job_cancelled (job))
+            return 1;
+        int64_t step = end - now < S_RETRY_POLL_MS ? end - now : S_RETRY_POLL_MS;
+        struct timespec ts = { (time_t) (step / 1000), (long) (step % 1000) * 1000000L };
+        nanosleep (&ts, NULL);
+    }
+    return ty_job_cancelled (job);
+}
+
+/* The job function, tried again after a failure while JobSpec.retries allows,
+ * with a doubling backoff. */
+static ty_job_rc_t
+s_job_tries (ty_job_t *job)
+{
+    ty_runtime_t *rt = job->rt;
+    unsigned retries = job->spec->retries;
+    int64_t backoff = job->spec->retry_backoff_ms ? job->spec->retry_backoff_ms
+                                                 : S_RETRY_BACKOFF_MS;
+    for (job->try_index = 0;; job->try_index++) {
+        ty_job_rc_t rc = rt->opts.fn (job, rt->opts.arg);
+        if (rc != TY_JOB_ERROR || job->try_index >= retries || ty_job_cancelled (job))
+            return rc;
+        int64_t wait = backoff << (job->try_index < S_RETRY_SHIFT_MAX ? job->try_index
+                                                                      : S_RETRY_SHIFT_MAX);
+        ty_job_log (job, "try %u of %u failed: %s; again in %lld ms", job->try_index + 1,
+                    retries + 1, job->error, (long long) wait);
+        s_job_result_clear (job);
+        if (s_job_wait (job, wait))
+            return TY_JOB_CANCELED;
+    }
+}
+
 static void
 s_job_run (ty_job_t *job)
 {
-    ty_runtime_t *rt = job->rt;
     ty_job_rc_t rc = TY_JOB_OK;
     if (s_job_prepare (job, &rc))
-        rc = rt->opts.fn (job, rt->opts.arg);
+        rc = s_job_tries (job);
     if (job->progress_pending)
         s_progress_flush (job);
 

@@ -86,6 +86,9 @@ const Ty__Output *const *ty_job_inputs (ty_job_t *job, size_t *n);
 const char *ty_job_input (ty_job_t *job, const char *key);
 const char *ty_job_id (ty_job_t *job);
 unsigned    ty_job_attempt (ty_job_t *job);
+/* 0 on the first run of this attempt, then 1, 2... when JobSpec.retries
+ * runs it again after a failure. */
+unsigned    ty_job_try (ty_job_t *job);
 /* 1 once the broker asked to cancel or the worker is shutting down hard. */
 int  ty_job_cancelled (ty_job_t *job);
 /* Progress: fraction in [0,1] (negative = unchanged), phase and message may be NULL.

@@ -156,6 +156,56 @@ test_pipeline_survives_broker_kill (void **state)
     ty_testenv_passed (env);
 }
 
+/* Per-step retries with backoff: a step that fails its first two tries and
+   may retry twice succeeds on its third try, on the same attempt, after
+   waiting 100 + 200 ms; one that fails more often than it may retry ends
+   FAILED with the last try's reason, and its dependent is cancelled. */
+#define S_RETRIES \
+    "name: retries\n" \
+    "steps:\n" \
+    "  flaky: {type: noop, fail_tries: 2, retries: 2, retry_backoff: 100ms}\n" \
+    "  broken: {type: noop, fail_tries: 5, retries: 1, retry_backoff: 50ms}\n" \
+    "  after: {type: noop, needs: [broken]}\n"
+
+static void
+test_pipeline_step_retries_with_backoff (void **state)
+{
+    ty_it_t *it = *state;
+    ty_testenv_t *env = it->env;
+    ty_it_must_cluster (env, S_HEARTBEAT_MS, NULL, NULL, 2);
+    ty_client_t *c = ty_it_must_client (it);
+    ty_pipeline_t *p = s_must_load (S_RETRIES);
+    char id [TY_PIPELINE_ID_LEN + 1];
+    s_must_submit (p, c, id);
+    const char *flaky = ty_pipeline_job_id (p, 0), *broken = ty_pipeline_job_id (p, 1);
+    const char *after = ty_pipeline_job_id (p, 2);
+    assert_int_equal (ty_testenv_wait_state (env, flaky, "SUCCEEDED", S_WAIT_MS), 0);
+    assert_int_equal (ty_testenv_job_num (env, flaky, "attempt"), 1);
+    assert_int_equal (ty_testenv_exec_count (env, flaky, 1), 3);      /* 3 tries, 1 attempt */
+    long long ran = ty_testenv_job_num (env, flaky, "finished_ms")
+                  - ty_testenv_job_num (env, flaky, "started_ms");
+    if (ran < 300)
+        fail_msg ("3 tries with 100 + 200 ms of backoff took %lld ms", ran);
+    assert_int_equal (ty_testenv_wait_state (env, after, "CANCELLED", S_WAIT_MS), 0);
+    ty_it_assert_field (env, broken, "state", "FAILED");
+    assert_int_equal (ty_testenv_exec_count (env, broken, 1), 2);
+    char *why = ty_testenv_job_field (env, broken, "error");
+    assert_non_null (why);
+    if (!strstr (why, "(try 2)"))
+        fail_msg ("broken's error '%s' is not its last try's", why);
+    free (why);
+    /* the job's log tells the tries */
+    Ty__LogLines *log = NULL;
+    assert_int_equal (ty_client_logs (c, flaky, 0, TY_IT_RPC_MS, &log), TY_OK);
+    int told = 0;
+    for (size_t i = 0; i < log->n_lines; i++)
+        told += strstr (log->lines [i], "try 1 of 3 failed") != NULL;
+    ty_client_free_msg (log);
+    assert_int_equal (told, 1);
+    ty_pipeline_destroy (&p);
+    ty_testenv_passed (env);
+}
+
 #define S_FAILING \
     "name: failing\n" \
     "steps:\n" \
@@ -286,6 +336,8 @@ main (void)
                                          s_setup, ty_it_teardown),
         cmocka_unit_test_setup_teardown (test_pipeline_cancel, s_setup, ty_it_teardown),
         cmocka_unit_test_setup_teardown (test_pipeline_survives_broker_kill, s_setup,
+                                         ty_it_teardown),
+        cmocka_unit_test_setup_teardown (test_pipeline_step_retries_with_backoff, s_setup,
                                          ty_it_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -57,7 +57,9 @@ s_noop (ty_job_t *job, void *arg)
         ty_job_data (job, data, n);
         free (data);
     }
-    ty_job_output (job, "summary", noop->fail ? "failed on purpose" : "slept");
+    /* fail_tries: the first tries of an attempt fail (JobSpec.retries tests) */
+    int fail = noop->fail || ty_job_try (job) < noop->fail_tries;
+    ty_job_output (job, "summary", fail ? "failed on purpose" : "slept");
     if (ctx->exec_log_fd >= 0) {
         /* One write with O_APPEND: lines from many workers never interleave. */
         char line [64];
@@ -68,9 +70,10 @@ s_noop (ty_job_t *job, void *arg)
     if (noop->sleep_ms)
         ty_job_log (job, "noop: done after %lld ms",
                     (long long) (ty_clock_mono_ms () - start));
-    if (noop->fail)
-        return ty_job_fail (job, "%s", *noop->fail_message ? noop->fail_message
-                                                            : "failed on purpose");
+    if (fail)
+        return ty_job_fail (job, "%s (try %u)", *noop->fail_message ? noop->fail_message
+                                                                   : "failed on purpose",
+                            ty_job_try (job) + 1);
     return TY_JOB_OK;
 }
 

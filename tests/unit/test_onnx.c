@@ -43,6 +43,10 @@
 
 static char s_dir[64];
 static const char *s_python, *s_node, *s_scripts;
+/* 0 when onnxruntime-node could not be installed (registry unreachable):
+   the exports are still checked with onnx.checker, and the test reports
+   itself skipped with the reason. */
+static int s_runtime = 1;
 
 static int
 s_setup (void **state)
@@ -191,6 +195,8 @@ s_case_run (s_case_t *c)
     fprintf (c->f, "]}\n");
     assert_int_equal (fclose (c->f), 0);
     c->f = NULL;
+    if (!s_runtime)
+        return;
     char cmd[CMD_LEN];
     snprintf (cmd, sizeof cmd, "'%s' '%s/run_model.js' '%s'", s_node, s_scripts, c->path);
     must_run (cmd);
@@ -678,7 +684,19 @@ main (void)
     }
     char cmd[CMD_LEN];
     snprintf (cmd, sizeof cmd, "'%s' -e \"require('onnxruntime-node')\"", s_node);
-    if (system (cmd) != 0) {
+    const char *unavailable = getenv ("TY_ONNX_UNAVAILABLE");
+    char why[CMD_LEN] = "";
+    FILE *uf = unavailable ? fopen (unavailable, "r") : NULL;
+    if (uf) {
+        if (!fgets (why, sizeof why, uf))
+            snprintf (why, sizeof why, "npm install failed");
+        fclose (uf);
+        s_runtime = 0;
+        fprintf (stderr, "onnxruntime-node could not be installed (%.*s): the exports are "
+                 "checked with onnx.checker only; the comparison with libtorch is SKIPPED\n",
+                 (int) strcspn (why, "\n"), why);
+    }
+    else if (system (cmd) != 0) {
         fprintf (stderr, "onnxruntime-node is not installed (NODE_PATH=%s): the onnx_node "
                  "fixture should have installed it\n", getenv ("NODE_PATH") ? getenv ("NODE_PATH") : "");
         return 1;
@@ -692,5 +710,7 @@ main (void)
         cmocka_unit_test (test_onnx_export_dir),
     };
     failed += cmocka_run_group_tests_name ("onnx", tests, s_setup, s_teardown);
-    return failed ? 1 : 0;
+    if (failed)
+        return 1;
+    return s_runtime ? 0 : SKIP_STATUS;
 }

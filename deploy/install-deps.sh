@@ -15,16 +15,24 @@ pkgs=(
 )
 # Each module lists what it needs in deploy/deps/<module>.txt (one package
 # a line, # comments), so parts can add packages without editing this file.
+# "PKG command=CMD": the package counts as present when CMD is on the PATH
+# already, whoever installed it (e.g. Node.js from NodeSource: Debian's npm
+# package would conflict with it).
 here=$(cd "$(dirname "$0")" && pwd)
+declare -A provides=()
 for f in "$here"/deps/*.txt; do
     [ -e "$f" ] || continue
-    while read -r p _; do
+    while read -r p rest; do
         case "$p" in ''|'#'*) continue ;; esac
         pkgs+=("$p")
+        case "$rest" in command=*) c=${rest#command=}; provides[$p]=${c%% *} ;; esac
     done < "$f"
 done
 missing=()
 for p in "${pkgs[@]}"; do
+    if [ -n "${provides[$p]:-}" ] && command -v "${provides[$p]}" >/dev/null 2>&1; then
+        continue
+    fi
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then

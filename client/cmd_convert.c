@@ -24,6 +24,9 @@
 #define S_MAX_PRIORITY     1000         /* proto/job.proto: 0..1000 */
 #define S_MAX_ROWS_LIMIT   4000000000L  /* embedding rows: far above any bucket count */
 #define S_LATENCY_MAX      100000       /* as the evaluate worker's benchmark */
+#define S_DIM_MAX          65536        /* = the train worker's limit on dim */
+#define S_EPOCHS_MAX       10000        /* retraining epochs: a sanity bound */
+#define S_PARAMS_MAX       3            /* latency_samples, retrain_epochs, retrain */
 
 static const char *s_targets [] = { "fp32", "fp16", "int8", "onnx" };
 
@@ -42,7 +45,11 @@ s_usage (FILE *out)
         "  --model NAME[@V]      the version: NAME (latest), NAME@3, NAME@production,\n"
         "                        NAME@canary\n"
         "  --to TARGET           fp32, fp16, int8 or onnx\n"
-        "  --max-rows N          textclf: keep at most N embedding rows (pruning)\n"
+        "  --max-rows N          textclf: keep at most N embedding rows (pruning), then\n"
+        "                        retrain on them (like fastText's quantize -retrain)\n"
+        "  --dim N               textclf: retrain with this smaller embedding size\n"
+        "  --retrain-epochs N    epochs of that retraining (default: the version's own)\n"
+        "  --no-retrain          prune by row norm only (not with --dim)\n"
         "  --dataset NAME[@V]    data to compare on (default: the training dataset)\n"
         "  --latency-samples N   single predictions timed per model (default 200)\n"
         "  --priority N          0..1000 (default 0)\n"
@@ -106,8 +113,8 @@ s_print_table (const Ty__JobInfo *job)
 
 typedef struct {
     const char *model, *target, *dataset;
-    long        max_rows, latency, priority;
-    int         no_watch;
+    long        max_rows, latency, priority, dim, retrain_epochs;
+    int         no_watch, no_retrain;
 } s_req_t;
 
 static int
@@ -118,16 +125,33 @@ s_run (cmd_ctx_t *ctx, const s_req_t *req)
     cv.target = (char *) req->target;
     cv.dataset = (char *) (req->dataset ? req->dataset : "");
     cv.max_rows = (uint64_t) req->max_rows;
-    Ty__ConvertSpec__ParamsEntry entry = TY__CONVERT_SPEC__PARAMS_ENTRY__INIT;
-    Ty__ConvertSpec__ParamsEntry *eptr [1] = { &entry };
-    char latency [32];
+    cv.dim = (uint32_t) req->dim;
+    /* the knobs without a typed field go in params (workers/convert/ty_convert.h) */
+    Ty__ConvertSpec__ParamsEntry ev [S_PARAMS_MAX];
+    Ty__ConvertSpec__ParamsEntry *eptr [S_PARAMS_MAX];
+    char latency [32], epochs [32];
+    size_t np = 0;
     if (req->latency) {
         snprintf (latency, sizeof latency, "%ld", req->latency);
-        entry.key = "latency_samples";
-        entry.value = latency;
-        cv.params = eptr;
-        cv.n_params = 1;
+        ty__convert_spec__params_entry__init (&ev [np]);
+        ev [np].key = "latency_samples";
+        ev [np++].value = latency;
     }
+    if (req->retrain_epochs) {
+        snprintf (epochs, sizeof epochs, "%ld", req->retrain_epochs);
+        ty__convert_spec__params_entry__init (&ev [np]);
+        ev [np].key = "retrain_epochs";
+        ev [np++].value = epochs;
+    }
+    if (req->no_retrain) {
+        ty__convert_spec__params_entry__init (&ev [np]);
+        ev [np].key = "retrain";
+        ev [np++].value = "0";
+    }
+    for (size_t i = 0; i < np; i++)
+        eptr [i] = &ev [i];
+    cv.params = np ? eptr : NULL;
+    cv.n_params = np;
     Ty__JobSpec spec = TY__JOB_SPEC__INIT;
     spec.kind_case = TY__JOB_SPEC__KIND_CONVERT;
     spec.convert = &cv;
@@ -180,11 +204,14 @@ cmd_convert (cmd_ctx_t *ctx, int argc, char **argv)
 {
     const char *cmd = "convert";
     enum { OPT_MODEL = 256, OPT_TO, OPT_MAX_ROWS, OPT_DATASET, OPT_LATENCY, OPT_PRIO,
-           OPT_NO_WATCH, OPT_JSON };
+           OPT_NO_WATCH, OPT_JSON, OPT_DIM, OPT_RETRAIN_EPOCHS, OPT_NO_RETRAIN };
     static const struct option opts [] = {
         { "model",           required_argument, NULL, OPT_MODEL },
         { "to",              required_argument, NULL, OPT_TO },
         { "max-rows",        required_argument, NULL, OPT_MAX_ROWS },
+        { "dim",             required_argument, NULL, OPT_DIM },
+        { "retrain-epochs",  required_argument, NULL, OPT_RETRAIN_EPOCHS },
+        { "no-retrain",      no_argument,       NULL, OPT_NO_RETRAIN },
         { "dataset",         required_argument, NULL, OPT_DATASET },
         { "latency-samples", required_argument, NULL, OPT_LATENCY },
         { "priority",        required_argument, NULL, OPT_PRIO },
@@ -202,6 +229,16 @@ cmd_convert (cmd_ctx_t *ctx, int argc, char **argv)
         case OPT_TO:       req.target = optarg; break;
         case OPT_DATASET:  req.dataset = optarg; break;
         case OPT_NO_WATCH: req.no_watch = 1; break;
+        case OPT_NO_RETRAIN: req.no_retrain = 1; break;
+        case OPT_DIM:
+            if (cmd_parse_long (optarg, 1, S_DIM_MAX, &req.dim))
+                return cmd_usage_error (cmd, "--dim: 1 to %d, not '%s'", S_DIM_MAX, optarg);
+            break;
+        case OPT_RETRAIN_EPOCHS:
+            if (cmd_parse_long (optarg, 1, S_EPOCHS_MAX, &req.retrain_epochs))
+                return cmd_usage_error (cmd, "--retrain-epochs: 1 to %d, not '%s'", S_EPOCHS_MAX,
+                                        optarg);
+            break;
         case OPT_JSON:     ctx->json = 1; break;
         case OPT_MAX_ROWS:
             if (cmd_parse_long (optarg, 1, S_MAX_ROWS_LIMIT, &req.max_rows))
@@ -233,7 +270,11 @@ cmd_convert (cmd_ctx_t *ctx, int argc, char **argv)
         known |= !strcmp (req.target, s_targets [i]);
     if (!known)
         return cmd_usage_error (cmd, "--to: fp32, fp16, int8 or onnx, not '%s'", req.target);
-    if (req.max_rows && !strcmp (req.target, "onnx"))
-        return cmd_usage_error (cmd, "--max-rows applies to fp32, fp16 and int8, not onnx");
+    if ((req.max_rows || req.dim || req.retrain_epochs || req.no_retrain)
+        && !strcmp (req.target, "onnx"))
+        return cmd_usage_error (cmd, "--max-rows, --dim and retraining apply to fp32, fp16 "
+                                "and int8, not onnx");
+    if (req.no_retrain && (req.dim || req.retrain_epochs))
+        return cmd_usage_error (cmd, "--no-retrain contradicts --dim and --retrain-epochs");
     return s_run (ctx, &req);
 }

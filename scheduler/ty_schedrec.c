@@ -168,6 +168,55 @@ ty_schedrec_strv_free (char **strv, size_t n)
     free (strv);
 }
 
+/* KEYS: hash, set. ARGV: name, then field/value pairs. Only a new record. */
+static const char *s_add_lua =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
+    "redis.call('SADD', KEYS[2], ARGV[1])\n"
+    "return 1\n";
+
+/* KEYS: hash, set. ARGV: name. */
+static const char *s_remove_lua =
+    "local n = redis.call('DEL', KEYS[1])\n"
+    "redis.call('SREM', KEYS[2], ARGV[1])\n"
+    "return n\n";
+
+/* KEYS: hash. ARGV: field/value pairs. Only on an existing record. */
+static const char *s_update_lua =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+    "for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
+    "return 1\n";
+
+int
+ty_schedrec_add (ty_redis_t *redis, const char *hash, const char *set,
+                 const char *const *args, size_t nargs)
+{
+    const char *keys [] = { hash, set };
+    long long added = 0;
+    int rc = ty_schedrec_eval (redis, s_add_lua, keys, 2, args, nargs, &added);
+    return rc == TY_OK && !added ? TY_ESTATE : rc;
+}
+
+int
+ty_schedrec_remove (ty_redis_t *redis, const char *hash, const char *set, const char *name)
+{
+    const char *keys [] = { hash, set };
+    const char *args [] = { name };
+    long long n = 0;
+    int rc = ty_schedrec_eval (redis, s_remove_lua, keys, 2, args, 1, &n);
+    return rc == TY_OK && n == 0 ? TY_ENOTFOUND : rc;
+}
+
+int
+ty_schedrec_update (ty_redis_t *redis, const char *hash, const char *const *args,
+                    size_t nargs)
+{
+    const char *keys [] = { hash };
+    long long n = 0;
+    int rc = ty_schedrec_eval (redis, s_update_lua, keys, 1, args, nargs, &n);
+    return rc == TY_OK && n == 0 ? TY_ENOTFOUND : rc;
+}
+
 int
 ty_schedrec_members (ty_redis_t *redis, const char *set, char ***names, size_t *n)
 {

@@ -44,6 +44,20 @@ int ty_schedrec_eval (ty_redis_t *redis, const char *script,
                       const char *const *keys, size_t nkeys,
                       const char *const *args, size_t nargs, long long *result);
 
+/* Creates a record: the hash (args: name, then field/value pairs; nargs
+ * strings in all) and name in its set, in one script, unless the hash
+ * exists. TY_OK, TY_ESTATE (it exists) or a Redis error. */
+int ty_schedrec_add (ty_redis_t *redis, const char *hash, const char *set,
+                     const char *const *args, size_t nargs);
+/* Deletes the record's hash and takes name out of its set, in one script.
+ * TY_OK, TY_ENOTFOUND (no such record) or a Redis error. */
+int ty_schedrec_remove (ty_redis_t *redis, const char *hash, const char *set,
+                        const char *name);
+/* HSETs field/value pairs (nargs strings) on an existing record only.
+ * TY_OK, TY_ENOTFOUND or a Redis error. */
+int ty_schedrec_update (ty_redis_t *redis, const char *hash, const char *const *args,
+                        size_t nargs);
+
 /* SMEMBERS set, sorted. *names: malloc'd array of malloc'd strings (free
  * with ty_schedrec_strv_free); n may be 0. */
 int ty_schedrec_members (ty_redis_t *redis, const char *set, char ***names, size_t *n);

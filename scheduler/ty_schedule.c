@@ -10,25 +10,6 @@
 
 #define S_INT_MAX_CHARS 24      /* an int64 in decimal, sign and NUL */
 
-/* KEYS: hash, set. ARGV: name, then field/value pairs. */
-static const char *s_add_lua =
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
-    "for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
-    "redis.call('SADD', KEYS[2], ARGV[1])\n"
-    "return 1\n";
-
-/* KEYS: hash, set. ARGV: name. */
-static const char *s_remove_lua =
-    "local n = redis.call('DEL', KEYS[1])\n"
-    "redis.call('SREM', KEYS[2], ARGV[1])\n"
-    "return n\n";
-
-/* KEYS: hash. ARGV: field/value pairs. Only on an existing record. */
-static const char *s_update_lua =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
-    "for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
-    "return 1\n";
-
 /* KEYS: hash. ARGV: slot, then field/value pairs. last_slot only grows. */
 static const char *s_record_lua =
     "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
@@ -84,7 +65,6 @@ ty_schedule_add (ty_redis_t *redis, const char *prefix, const ty_schedule_t *rec
     char created [S_INT_MAX_CHARS], next [S_INT_MAX_CHARS];
     snprintf (created, sizeof created, "%" PRId64, rec->created);
     snprintf (next, sizeof next, "%" PRId64, rec->next);
-    const char *keys [] = { hash, set };
     const char *args [] = {
         rec->name,
         "cron", rec->cron, "utc", rec->utc ? "1" : "0", "file", rec->file,
@@ -92,12 +72,8 @@ ty_schedule_add (ty_redis_t *redis, const char *prefix, const ty_schedule_t *rec
         "last_slot", created, "next", next, "last_run_pipeline", "",
         "last_run_ms", "0", "last_error", "",
     };
-    long long added = 0;
-    rc = ty_schedrec_eval (redis, s_add_lua, keys, 2, args, sizeof args / sizeof args [0],
-                           &added);
+    rc = ty_schedrec_add (redis, hash, set, args, sizeof args / sizeof args [0]);
     free (sets);
-    if (rc == TY_OK && !added)
-        rc = TY_ESTATE;
     return rc;
 }
 
@@ -165,11 +141,7 @@ ty_schedule_remove (ty_redis_t *redis, const char *prefix, const char *name)
     char hash [TY_SCHEDREC_KEY_MAX], set [TY_SCHEDREC_KEY_MAX];
     if (s_keys (prefix, name, hash, set) != TY_OK)
         return TY_EINVAL;
-    const char *keys [] = { hash, set };
-    const char *args [] = { name };
-    long long n = 0;
-    int rc = ty_schedrec_eval (redis, s_remove_lua, keys, 2, args, 1, &n);
-    return rc == TY_OK && n == 0 ? TY_ENOTFOUND : rc;
+    return ty_schedrec_remove (redis, hash, set, name);
 }
 
 static int
@@ -179,10 +151,7 @@ s_update (ty_redis_t *redis, const char *prefix, const char *name,
     char hash [TY_SCHEDREC_KEY_MAX], set [TY_SCHEDREC_KEY_MAX];
     if (s_keys (prefix, name, hash, set) != TY_OK)
         return TY_EINVAL;
-    const char *keys [] = { hash };
-    long long n = 0;
-    int rc = ty_schedrec_eval (redis, s_update_lua, keys, 1, args, nargs, &n);
-    return rc == TY_OK && n == 0 ? TY_ENOTFOUND : rc;
+    return ty_schedrec_update (redis, hash, args, nargs);
 }
 
 int

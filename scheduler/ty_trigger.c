@@ -18,21 +18,6 @@ static const char *const s_kind_names [TY_TRIGGER_KIND_COUNT] = {
     "new_samples", "older_than", "metric_below"
 };
 
-/* Same scripts as ty_schedule.c, for the trigger's keys. */
-static const char *s_add_lua =
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
-    "for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
-    "redis.call('SADD', KEYS[2], ARGV[1])\n"
-    "return 1\n";
-static const char *s_remove_lua =
-    "local n = redis.call('DEL', KEYS[1])\n"
-    "redis.call('SREM', KEYS[2], ARGV[1])\n"
-    "return n\n";
-static const char *s_update_lua =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
-    "for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
-    "return 1\n";
-
 const char *
 ty_trigger_kind_name (ty_trigger_kind_t kind)
 {
@@ -98,7 +83,6 @@ ty_trigger_add (ty_redis_t *redis, const char *prefix, const ty_trigger_t *rec)
     snprintf (days, sizeof days, "%.17g", rec->older_than_days);
     snprintf (thr, sizeof thr, "%.17g", rec->threshold);
     snprintf (created, sizeof created, "%" PRId64, rec->created);
-    const char *keys [] = { hash, set };
     const char *args [] = {
         rec->name,
         "kind", ty_trigger_kind_name (rec->kind), "file", rec->file, "sets", sets,
@@ -108,12 +92,8 @@ ty_trigger_add (ty_redis_t *redis, const char *prefix, const ty_trigger_t *rec)
         "created", created, "last_fired", "", "last_fired_ms", "0",
         "last_run_pipeline", "", "last_error", "", "last_check", "", "last_check_ms", "0",
     };
-    long long added = 0;
-    rc = ty_schedrec_eval (redis, s_add_lua, keys, 2, args, sizeof args / sizeof args [0],
-                           &added);
+    rc = ty_schedrec_add (redis, hash, set, args, sizeof args / sizeof args [0]);
     free (sets);
-    if (rc == TY_OK && !added)
-        rc = TY_ESTATE;
     return rc;
 }
 
@@ -195,11 +175,7 @@ ty_trigger_remove (ty_redis_t *redis, const char *prefix, const char *name)
     char hash [TY_SCHEDREC_KEY_MAX], set [TY_SCHEDREC_KEY_MAX];
     if (s_keys (prefix, name, hash, set) != TY_OK)
         return TY_EINVAL;
-    const char *keys [] = { hash, set };
-    const char *args [] = { name };
-    long long n = 0;
-    int rc = ty_schedrec_eval (redis, s_remove_lua, keys, 2, args, 1, &n);
-    return rc == TY_OK && n == 0 ? TY_ENOTFOUND : rc;
+    return ty_schedrec_remove (redis, hash, set, name);
 }
 
 int
@@ -221,10 +197,7 @@ s_update (ty_redis_t *redis, const char *prefix, const char *name,
     char hash [TY_SCHEDREC_KEY_MAX], set [TY_SCHEDREC_KEY_MAX];
     if (s_keys (prefix, name, hash, set) != TY_OK)
         return TY_EINVAL;
-    const char *keys [] = { hash };
-    long long n = 0;
-    int rc = ty_schedrec_eval (redis, s_update_lua, keys, 1, args, nargs, &n);
-    return rc == TY_OK && n == 0 ? TY_ENOTFOUND : rc;
+    return ty_schedrec_update (redis, hash, args, nargs);
 }
 
 int

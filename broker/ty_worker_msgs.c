@@ -168,6 +168,12 @@ s_on_ready (ty_broker_t *self, ty_wire_msg_t *msg, const char *wid)
             if (!strcmp (r->held [k]->job_id, w->jobs [i]))
                 listed = 1;
         ty_jobrec_t *job = ty_jobs_find (self->jobs, w->jobs [i]);
+        /* An ASSIGN not yet accepted may have crossed this READY on the
+           wire: the accept deadline decides about that one. */
+        if (!listed && job && job->state == TY_JOB_RUNNING && !job->accepted
+        &&  !strcmp (job->worker, w->id))
+            i++;
+        else
         if (!listed && job && job->state == TY_JOB_RUNNING && !strcmp (job->worker, w->id))
             ty_broker_job_requeue (self, job, 1, "worker restarted without the job");
         else

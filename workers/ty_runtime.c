@@ -28,6 +28,7 @@
 
 #define S_PIPE_EP       "inproc://ty-runtime-jobs"
 #define S_LIVENESS      3       /* heartbeats missed = broker dead */
+#define S_ZMTP_LIVENESS 10      /* ZeroMQ pings unanswered = connection dead */
 #define S_METRICS_MAX   64      /* distinct metric keys per job */
 #define S_OUTPUTS_MAX   TY_RUNTIME_OUTPUTS_MAX
 #define S_ACK_WAIT_MS   2000    /* on exit: wait this long for result acks */
@@ -91,6 +92,8 @@ struct _ty_runtime_t {
     ty_backoff_t backoff;
     int64_t  broker_seen_ms;
     int64_t  next_hb_ms;
+    int64_t  next_register_ms;  /* while the broker is silent: when to send READY again */
+    int64_t  ready_sent_ms;
     volatile sig_atomic_t stop;     /* 1: drain, 2: hand back now */
     int64_t  drain_deadline_ms;
 };
@@ -621,6 +624,7 @@ s_send_ready (ty_runtime_t *self)
     }
     r.resources = rp;
     r.n_resources = nres;
+    self->ready_sent_ms = ty_clock_mono_ms ();
     Ty__Envelope env = TY__ENVELOPE__INIT;
     env.cmd_case = TY__ENVELOPE__CMD_READY;
     env.ready = &r;
@@ -672,6 +676,20 @@ s_connect (ty_runtime_t *self)
     zmq_setsockopt (self->broker, ZMQ_ROUTING_ID, self->worker_id, strlen (self->worker_id));
     zmq_setsockopt (self->broker, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt (self->broker, ZMQ_RECONNECT_IVL_MAX, &max, sizeof max);
+    /* ZeroMQ's own heartbeats drop a connection the network lost without
+       a FIN, and its reconnect replaces it: the runtime never closes a
+       live connection itself, since the broker takes a closed connection
+       for a dead worker and requeues its jobs. The long timeout lets a
+       stalled (not dead) broker come back to the same connection. */
+    int hb_ivl = self->opts.heartbeat_ms, hb_ttl = S_ZMTP_LIVENESS * self->opts.heartbeat_ms;
+    zmq_setsockopt (self->broker, ZMQ_HEARTBEAT_IVL, &hb_ivl, sizeof hb_ivl);
+    zmq_setsockopt (self->broker, ZMQ_HEARTBEAT_TIMEOUT, &hb_ttl, sizeof hb_ttl);
+    /* Nothing queues while no broker is connected: a restarted broker
+       would otherwise receive a backlog of stale heartbeats and READYs
+       (each an old snapshot of what this worker holds). Results are
+       re-sent until acknowledged, so none is lost by this. */
+    int one = 1;
+    zmq_setsockopt (self->broker, ZMQ_IMMEDIATE, &one, sizeof one);
     if (zmq_connect (self->broker, self->opts.broker) != 0) {
         ty_error ("cannot connect to %s: %s", self->opts.broker, zmq_strerror (errno));
         zmq_close (self->broker);
@@ -802,10 +820,16 @@ s_on_broker (ty_runtime_t *self)
             }
             break;
         }
-        case TY__ENVELOPE__CMD_RECONNECT:
-            ty_info ("broker: %s", env->reconnect->reason);
-            s_send_ready (self);
+        case TY__ENVELOPE__CMD_RECONNECT: {
+            /* Every message of an unregistered worker is answered so: one
+               READY per heartbeat interval is enough. */
+            int64_t now = ty_clock_mono_ms ();
+            if (now - self->ready_sent_ms >= self->opts.heartbeat_ms / 2) {
+                ty_info ("broker: %s", env->reconnect->reason);
+                s_send_ready (self);
+            }
             break;
+        }
         case TY__ENVELOPE__CMD_HEARTBEAT:
             break;
         case TY__ENVELOPE__CMD_ERROR:
@@ -1090,12 +1114,16 @@ ty_runtime_run (ty_runtime_t *self)
             self->next_hb_ms = now + self->opts.heartbeat_ms;
         }
         if (now - self->broker_seen_ms > (int64_t) S_LIVENESS * self->opts.heartbeat_ms) {
-            int64_t delay = ty_backoff_next (&self->backoff);
-            ty_warn ("broker silent for %d heartbeats: reconnecting in %lld ms",
-                     S_LIVENESS, (long long) delay);
-            ty_clock_sleep_ms (delay);
-            s_on_pipe (self);            /* keep results that came meanwhile */
-            s_connect (self);
+            if (now >= self->next_register_ms) {
+                /* Register again on the same socket (a restarted broker does
+                   not know us). Closing it would tell a broker that is alive
+                   after all that this worker died. */
+                int64_t delay = ty_backoff_next (&self->backoff);
+                ty_warn ("broker silent for %d heartbeats: registering again "
+                         "(next try in %lld ms)", S_LIVENESS, (long long) delay);
+                s_send_ready (self);
+                self->next_register_ms = now + delay;
+            }
         }
         else
         if (now - self->broker_seen_ms < self->opts.heartbeat_ms)

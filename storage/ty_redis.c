@@ -218,6 +218,13 @@ ty_argv_int (ty_argv_t *a, int64_t v)
 void
 ty_argv_dbl (ty_argv_t *a, double v)
 {
+    /* Queue and lease scores are whole numbers below 2^53: written as
+       integers they read back the same and skip printf's float path, a
+       few per cent of the broker's time in profiles. */
+    if (v >= -9007199254740992.0 && v <= 9007199254740992.0 && v == (double) (int64_t) v) {
+        ty_argv_int (a, (int64_t) v);
+        return;
+    }
     char buf [40];
     int n = snprintf (buf, sizeof buf, "%.17g", v);
     ty_argv_bin (a, buf, (size_t) n);

@@ -29,6 +29,7 @@
 #define S_PIPE_EP       "inproc://ty-runtime-jobs"
 #define S_LIVENESS      3       /* heartbeats missed = broker dead */
 #define S_ZMTP_LIVENESS 10      /* ZeroMQ pings unanswered = connection dead */
+#define S_ACCEPT_DELAY_MS 2     /* a result sent within this says "accepted" itself */
 #define S_METRICS_MAX   64      /* distinct metric keys per job */
 #define S_OUTPUTS_MAX   TY_RUNTIME_OUTPUTS_MAX
 #define S_ACK_WAIT_MS   2000    /* on exit: wait this long for result acks */
@@ -57,6 +58,7 @@ struct _ty_job_t {
     atomic_int  cancelled;
     atomic_int  finished;           /* the thread has sent its result */
     s_slot_state state;             /* runtime thread only */
+    int64_t     accept_due_ms;      /* > 0: ACCEPT not sent yet (runtime thread only) */
     uint8_t    *result;             /* packed Envelope (RESULT), until acked */
     size_t      result_len;
     int64_t     result_sent_ms;
@@ -349,6 +351,7 @@ s_job_clear (ty_job_t *job)
     job->result = NULL;
     job->result_len = 0;
     job->result_sent_ms = 0;
+    job->accept_due_ms = 0;
     job->data = NULL;
     job->data_len = 0;
     job->nmetrics = job->noutputs = 0;
@@ -773,7 +776,11 @@ s_on_assign (ty_runtime_t *self, Ty__Assign *as)
     job->state = S_RUNNING;
     atomic_store (&job->cancelled, 0);
     atomic_store (&job->finished, 0);
-    s_send_accept (self, job->id, job->attempt, 0);
+    /* A short job's result would follow its ACCEPT within microseconds:
+       the result alone tells the broker both, one message and one broker
+       turn less per job. A longer job is accepted after a moment, far
+       inside the broker's accept deadline (heartbeats). */
+    job->accept_due_ms = ty_clock_mono_ms () + S_ACCEPT_DELAY_MS;
     pthread_mutex_lock (&job->lock);
     job->go = 1;
     pthread_cond_signal (&job->cond);
@@ -893,6 +900,7 @@ s_on_pipe (ty_runtime_t *self)
             ty_job_t *job = s_find (self, env->result->job_id, env->result->attempt);
             if (job) {
                 job->state = S_DONE;
+                job->accept_due_ms = 0;
                 job->result_len = ty__envelope__get_packed_size (env);
                 job->result = malloc (job->result_len);
                 if (job->result)
@@ -919,6 +927,26 @@ s_on_pipe (ty_runtime_t *self)
             s_send (self, env);
         ty_wire_msg_clear (&msg);
     }
+}
+
+/* ACCEPTs whose moment has come; returns the next one still due (or -1). */
+static int64_t
+s_send_due_accepts (ty_runtime_t *self, int64_t now)
+{
+    int64_t next = -1;
+    for (unsigned i = 0; i < self->capacity; i++) {
+        ty_job_t *job = &self->slots [i];
+        if (job->state != S_RUNNING || job->accept_due_ms <= 0)
+            continue;
+        if (now >= job->accept_due_ms) {
+            s_send_accept (self, job->id, job->attempt, 0);
+            job->accept_due_ms = 0;
+        }
+        else
+        if (next < 0 || job->accept_due_ms < next)
+            next = job->accept_due_ms;
+    }
+    return next;
 }
 
 static unsigned
@@ -1094,6 +1122,9 @@ ty_runtime_run (ty_runtime_t *self)
             { self->pipe, 0, ZMQ_POLLIN, 0 },
         };
         int64_t wait = self->next_hb_ms - now;
+        int64_t accept_due = s_send_due_accepts (self, now);
+        if (accept_due >= 0 && accept_due - now < wait)
+            wait = accept_due - now;
         if (wait < 0)
             wait = 0;
         if (wait > 50)

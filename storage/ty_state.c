@@ -37,6 +37,7 @@ struct _ty_state_t {
        that one might touch the hash, and must stay between the two. */
     ty_hash_t  *hsets;
     size_t      inflight;    /* commands of the transaction sent, not yet answered */
+    size_t      untrimmed;   /* events added since the last XTRIM */
 };
 
 static int
@@ -223,12 +224,41 @@ ty_state_event (ty_state_t *self, size_t npairs, const char *const *pairs)
     snprintf (key, sizeof key, "%sevents", self->prefix);
     ty_argv_str (a, "XADD");
     ty_argv_str (a, key);
+    ty_argv_str (a, "*");
+    /* Empty values are left out: every argument costs Redis a parse and an
+       AOF write, and three events per job make them a good part of it. */
+    size_t nset = 0;
+    for (size_t i = 0; i < npairs; i++)
+        if (pairs [2 * i + 1] && *pairs [2 * i + 1]) {
+            ty_argv_str (a, pairs [2 * i]);
+            ty_argv_str (a, pairs [2 * i + 1]);
+            nset++;
+        }
+    if (nset == 0) {            /* XADD needs one pair */
+        ty_argv_str (a, pairs [0]);
+        ty_argv_str (a, "");
+    }
+    self->untrimmed++;
+}
+
+/* The events stream is capped by one XTRIM per TY_STATE_TRIM_EVERY events
+ * instead of MAXLEN on each XADD (three arguments fewer per event). */
+static void
+s_trim_events (ty_state_t *self)
+{
+    if (self->untrimmed < TY_STATE_TRIM_EVERY)
+        return;
+    ty_argv_t *a = s_cmd (self);
+    if (!a)
+        return;                 /* the next commit trims */
+    char key [96];
+    snprintf (key, sizeof key, "%sevents", self->prefix);
+    ty_argv_str (a, "XTRIM");
+    ty_argv_str (a, key);
     ty_argv_str (a, "MAXLEN");
     ty_argv_str (a, "~");
     ty_argv_int (a, TY_STATE_EVENTS_MAX);
-    ty_argv_str (a, "*");
-    for (size_t i = 0; i < 2 * npairs; i++)
-        ty_argv_str (a, pairs [i]);
+    self->untrimmed = 0;
 }
 
 static void
@@ -359,6 +389,8 @@ ty_state_send (ty_state_t *self)
         return TY_ESTORE;
     }
     s_net_effect (self);
+    if (self->ncmds > 0)
+        s_trim_events (self);
     if (s_emit_members (self) != TY_OK) {
         ty_state_discard (self);
         return TY_ENOMEM;

@@ -27,6 +27,7 @@
 #include "ty_redis.h"
 
 #define TY_STATE_EVENTS_MAX  100000   /* ty:events is capped (approximately) here */
+#define TY_STATE_TRIM_EVERY  1000     /* events between two trims of it */
 #define TY_STATE_LOG_MAX     1000     /* lines kept per job */
 
 typedef struct _ty_state_t ty_state_t;
@@ -49,7 +50,8 @@ void ty_state_hset (ty_state_t *self, const char *id, size_t nfields,
                     const size_t *lens);
 /* HINCRBY on a job field. */
 void ty_state_hincr (ty_state_t *self, const char *id, const char *field, int64_t by);
-/* One transition or progress entry on <prefix>events (capped). pairs: field/value texts. */
+/* One transition or progress entry on <prefix>events (capped). pairs:
+ * field/value texts; pairs with an empty value are left out. */
 void ty_state_event (ty_state_t *self, size_t npairs, const char *const *pairs);
 /* Membership, by net effect. set: "jobs", "queue:<type>", "leases", "active",
  * or a full key suffix such as "job:<id>:children". score ignored for plain sets. */

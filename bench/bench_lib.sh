@@ -72,6 +72,17 @@ cpu_ticks () {      # cpu_ticks NAME...: user+system clock ticks of those proces
     echo $total
 }
 
+ctx_switches () {   # ctx_switches NAME...: context switches of those processes' threads so far
+    local name pid total=0 t
+    for name in "$@"; do
+        pid=$(cat "$TMP/$name.pid" 2>/dev/null) || continue
+        t=$(cat /proc/"$pid"/task/*/status 2>/dev/null \
+            | awk '/ctxt_switches/ { s += $2 } END { print s + 0 }')
+        total=$(( total + ${t:-0} ))
+    done
+    echo $total
+}
+
 # supervise NAME CMD...: runs CMD again whenever it dies (the recovery mode
 # kills workers on purpose), until stop_all. The loop's own pid is recorded;
 # on TERM it stops the current child by its pid.

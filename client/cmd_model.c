@@ -388,6 +388,30 @@ s_list (cmd_ctx_t *ctx, int argc, char **argv)
 
 /* ---- show ----------------------------------------------------------------------- */
 
+/* What a convert job noted about one artifact (ty_registry_artifact_note):
+ * its target and measured metrics, under the artifact's line. */
+static void
+s_show_note (const cJSON *note, const char *artifact_sha)
+{
+    if (!cJSON_IsObject (note))
+        return;
+    char t [64];
+    printf ("      %s", *s_txt (note, "target") ? s_txt (note, "target") : "note");
+    const cJSON *m;
+    cJSON_ArrayForEach (m, cJSON_GetObjectItemCaseSensitive (note, "metrics")) {
+        if (cJSON_IsNumber (m))
+            printf (" %s=%.4g", m->string, m->valuedouble);
+        else
+        if (cJSON_IsString (m))
+            printf (" %s=%s", m->string, m->valuestring);
+    }
+    printf ("  (%s, %s)", s_ms_text (s_num (note, "time_ms"), t, sizeof t), s_txt (note, "who"));
+    /* a file registered again under the same name after the note */
+    if (strcmp (s_txt (note, "sha256"), artifact_sha))
+        printf ("  [about an earlier file of this name]");
+    printf ("\n");
+}
+
 static void
 s_show_version (const cJSON *v)
 {
@@ -430,9 +454,13 @@ s_show_version (const cJSON *v)
     }
     printf ("  artifacts\n");
     const cJSON *a;
-    cJSON_ArrayForEach (a, cJSON_GetObjectItemCaseSensitive (v, "artifacts"))
+    const cJSON *notes = cJSON_GetObjectItemCaseSensitive (v, "notes");
+    cJSON_ArrayForEach (a, cJSON_GetObjectItemCaseSensitive (v, "artifacts")) {
         printf ("    %-20s %12.0f  sha256:%s\n", s_txt (a, "file"), s_num (a, "bytes"),
                 s_txt (a, "sha256"));
+        s_show_note (cJSON_GetObjectItemCaseSensitive (notes, s_txt (a, "file")),
+                     s_txt (a, "sha256"));
+    }
 }
 
 static void

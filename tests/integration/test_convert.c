@@ -572,6 +572,14 @@ test_convert_cli_and_export (void **state)
     }
     assert_non_null (strstr (out, "clf@1 -> fp32"));
     assert_non_null (strstr (out, "accuracy"));
+    /* model show prints the conversion's note under its artifact's line */
+    assert_int_equal (s_cli (f, out, sizeof out, "model show clf@1 2>&1"), 0);
+    const char *art = strstr (out, "    model.tym ");
+    const char *note = art ? strstr (art, "\n      fp32 ") : NULL;
+    if (!note || !strstr (note, "accuracy_change_points=")) {
+        fprintf (stderr, "%s\n", out);
+        fail_msg ("model show: no note under the fp32 artifact");
+    }
     /* a target the command does not know is a usage error, nothing submitted */
     assert_int_equal (s_cli (f, out, sizeof out, "convert --model clf --to int4 2>/dev/null"), 2);
 

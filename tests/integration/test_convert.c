@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "ty_it.h"
+#include "ty_fixture.h"
 #include <cjson/cJSON.h>
 #include "ty_convert.h"
 #include "ty_dataset.h"
@@ -39,11 +40,8 @@
 #include "ty_train.h"
 
 #define S_JOB_MS       60000
-#define S_NCLASSES     3
-#define S_WORDS        5
-#define S_TRAIN        90
-#define S_VAL          30
-#define S_TEST         45
+#define S_NCLASSES     TY_FIXTURE_MAIL_NCLASSES
+#define S_TEST         TY_FIXTURE_MAIL_TEST
 #define S_BUCKET       10000   /* hashed n-gram rows: the weights dominate the file, as in real models */
 #define S_DIM          64      /* per-row INT8 scales cost 4 bytes a row: small next to 64 */
 #define S_INT8_MAX_RATIO 0.3   /* issue 6: the INT8 file is <= 30 % of FP32 */
@@ -51,154 +49,38 @@
 #define S_PRUNED_FP16_MAX_RATIO 0.2   /* fp16 alone is ~0.5 of fp32; a tenth of the rows far less */
 #define S_SMALL_DIM    16      /* ConvertSpec.dim: retrained with a quarter of S_DIM */
 
-static const char *s_labels [S_NCLASSES] = { "ham", "spam", "eggs" };
-static const char *s_words [S_NCLASSES][S_WORDS] = {
-    { "hello", "meeting", "lunch", "friend", "agenda" },
-    { "win", "money", "prize", "free", "offer" },
-    { "chicken", "breakfast", "omelette", "yolk", "shell" },
-};
-
-typedef struct {
-    ty_testenv_t *env;
-    ty_client_t  *client;
-    char data [1024];           /* a temp dir: short, so paths under it always fit */
-} s_fix_t;
-
-static uint64_t
-s_rand (uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+typedef ty_fixture_cluster_t s_fix_t;
 
 /* Three keywords of the sample's class among shared noise words. */
 static void
 s_write_dataset (const char *data, const char *name)
 {
-    ty_dataset_writer_t *w = NULL;
-    int rc = ty_dataset_writer_new (data, name, NULL, &w);
-    if (rc != TY_OK)
-        fail_msg ("writer: %s", ty_strerror (rc));
-    uint64_t rng = 42;
-    const size_t counts [3] = { S_TRAIN, S_VAL, S_TEST };
-    const ty_split_t splits [3] = { TY_SPLIT_TRAIN, TY_SPLIT_VAL, TY_SPLIT_TEST };
-    uint64_t per_class [S_NCLASSES] = { 0 };
-    for (int s = 0; s < 3; s++)
-        for (size_t i = 0; i < counts [s]; i++) {
-            int cls = (int) (s_rand (&rng) % S_NCLASSES);
-            char text [256];
-            snprintf (text, sizeof text, "%s n%d %s %s n%d", s_words [cls][s_rand (&rng) % S_WORDS],
-                      (int) (s_rand (&rng) % 4), s_words [cls][s_rand (&rng) % S_WORDS],
-                      s_words [cls][s_rand (&rng) % S_WORDS], (int) (s_rand (&rng) % 4));
-            Ty__Sample sample = TY__SAMPLE__INIT;
-            sample.text = text;
-            sample.weight = 1;
-            char *lab [1] = { (char *) s_labels [cls] };
-            sample.labels = lab;
-            sample.n_labels = 1;
-            if (splits [s] == TY_SPLIT_TRAIN)
-                per_class [cls]++;
-            if ((rc = ty_dataset_writer_add (w, splits [s], &sample)) != TY_OK)
-                fail_msg ("add: %s", ty_strerror (rc));
-        }
-    Ty__DatasetMeta meta = TY__DATASET_META__INIT;
-    meta.kind = "text";
-    Ty__ClassCount cc [S_NCLASSES];
-    Ty__ClassCount *ccp [S_NCLASSES];
-    meta.labels = (char **) s_labels;
-    meta.n_labels = S_NCLASSES;
-    for (int c = 0; c < S_NCLASSES; c++) {
-        ty__class_count__init (&cc [c]);
-        cc [c].label = (char *) s_labels [c];
-        cc [c].train = per_class [c];
-        ccp [c] = &cc [c];
-    }
-    meta.classes = ccp;
-    meta.n_classes = S_NCLASSES;
-    if ((rc = ty_dataset_writer_commit (&w, &meta, NULL, NULL)) != TY_OK)
-        fail_msg ("commit: %s", ty_strerror (rc));
+    ty_fixture_write_mail (data, name, ty_fixture_mail_labels, S_TEST, 0);
 }
 
 /* A textclf version in <data>/models/<name>/<n>/, by the train job's code. */
 static void
 s_train (const char *data, const char *dataset, const char *name)
 {
-    Ty__TrainSpec spec = TY__TRAIN_SPEC__INIT;
-    spec.dataset = (char *) dataset;
-    spec.model_kind = "textclf";
-    spec.model_name = (char *) name;
-    spec.epochs = 3;
-    spec.dim = S_DIM;
-    spec.lr = 0.5;
-    spec.bucket = S_BUCKET;
-    spec.batch_size = 8;
-    spec.threads = 1;
-    spec.seed = 7;
-    ty_train_config_t cfg;
-    char err [TY_TRAIN_ERR_LEN];
-    if (ty_train_config_from_spec (&spec, &cfg, err, sizeof err) != TY_OK)
-        fail_msg ("train config: %s", err);
-    ty_train_env_t env;
-    memset (&env, 0, sizeof env);
-    env.data_dir = data;
-    env.job_id = "test-convert-train";
-    env.attempt = 1;
-    env.default_threads = 1;
-    ty_train_result_t res;
-    if (ty_train_run (&cfg, &env, &res, err, sizeof err) != TY_OK)
-        fail_msg ("train: %s", err);
+    ty_fixture_train_textclf (data, dataset, name, 3, S_DIM, S_BUCKET, "test-convert-train");
 }
 
-static void
-s_start_worker (s_fix_t *f)
+/* o.a or o.a.b, which must be a number */
+static double
+s_num (const cJSON *o, const char *a, const char *b)
 {
-    char bindir [PATH_MAX], link [PATH_MAX + 32];
-    ty_testenv_path (f->env, "convbin", bindir, sizeof bindir);
-    if (mkdir (bindir, 0755) != 0 && errno != EEXIST)
-        fail_msg ("mkdir %s: %s", bindir, strerror (errno));
-    snprintf (link, sizeof link, "%s/trainyard-noop", bindir);
-    if (symlink (TY_CONVERT_BIN, link) != 0 && errno != EEXIST)
-        fail_msg ("symlink %s: %s", link, strerror (errno));
-    const char *args [] = { "--data", f->data, NULL };
-    char *saved = getenv ("TY_BIN_DIR") ? strdup (getenv ("TY_BIN_DIR")) : NULL;
-    setenv ("TY_BIN_DIR", bindir, 1);
-    ty_testenv_must_start_worker (f->env, "cv1", TY_TESTENV_HEARTBEAT_MS, args);
-    if (saved)
-        setenv ("TY_BIN_DIR", saved, 1);
-    else
-        unsetenv ("TY_BIN_DIR");
-    free (saved);
-    if (ty_testenv_wait_worker (f->env, "cv1", TY_TESTENV_STARTUP_MS) != 0)
-        fail_msg ("convert worker never registered");
+    return ty_fixture_must_json_num (o, a, b);
 }
+
+static const ty_fixture_worker_t s_worker = {
+    .env_name = "convert", .bindir = "convbin", .bin = TY_CONVERT_BIN, .worker_id = "cv1",
+    .what = "convert",
+};
 
 static int
 s_setup (void **state)
 {
-    s_fix_t *f = calloc (1, sizeof *f);
-    if (!f)
-        return -1;
-    *state = f;
-    f->env = ty_testenv_must_new ("convert");
-    ty_testenv_path (f->env, "data", f->data, sizeof f->data);
-    mkdir (f->data, 0755);
-    ty_testenv_must_start_redis (f->env, NULL);
-    ty_testenv_must_start_broker (f->env, TY_TESTENV_HEARTBEAT_MS, NULL);
-    s_start_worker (f);
-    f->client = ty_client_new (ty_testenv_client_ep (f->env));
-    return f->client ? 0 : -1;
-}
-
-static int
-s_teardown (void **state)
-{
-    s_fix_t *f = *state;
-    ty_client_destroy (&f->client);
-    int rc = ty_testenv_finish (&f->env);
-    free (f);
-    return rc;
+    return ty_fixture_cluster_setup (state, &s_worker);
 }
 
 /* Submits a convert job (max_rows: pruning, 0 = none; dim: a smaller
@@ -227,13 +109,8 @@ s_convert_full (s_fix_t *f, const char *model, const char *target, uint64_t max_
     spec.convert = &cv;
     spec.max_attempts = 1;
     ty_it_must_submit (f->client, &spec, NULL, 0, NULL, id, NULL);
-    if (ty_testenv_wait_state (f->env, id, want, S_JOB_MS) != 0) {
-        char *err = ty_testenv_job_field (f->env, id, "error");
-        fprintf (stderr, "job %s error: %s\n", id, err ? err : "");
-        free (err);
-        ty_testenv_print_tail (f->env, "cv1.log", 30);
+    if (ty_fixture_wait_job (f, id, want, S_JOB_MS, "cv1") != 0)
         fail_msg ("convert %s to %s (job %s) did not reach %s", model, target, id, want);
-    }
 }
 
 static void
@@ -247,45 +124,6 @@ static void
 s_convert (s_fix_t *f, const char *model, const char *target, const char *want, char *id)
 {
     s_convert_rows (f, model, target, 0, want, id);
-}
-
-static void
-s_assert_error (s_fix_t *f, const char *id, const char *needle)
-{
-    char *err = ty_testenv_job_field (f->env, id, "error");
-    if (!err || !strstr (err, needle)) {
-        fprintf (stderr, "job %s error: '%s', want '%s'\n", id, err ? err : "", needle);
-        free (err);
-        fail_msg ("unexpected error message");
-    }
-    free (err);
-}
-
-static cJSON *
-s_must_load_json (const char *path)
-{
-    FILE *fp = fopen (path, "r");
-    if (!fp)
-        fail_msg ("%s: %s", path, strerror (errno));
-    static char buf [1 << 20];
-    size_t n = fread (buf, 1, sizeof buf - 1, fp);
-    fclose (fp);
-    buf [n] = '\0';
-    cJSON *doc = cJSON_Parse (buf);
-    if (!doc)
-        fail_msg ("%s: not JSON", path);
-    return doc;
-}
-
-static double
-s_num (const cJSON *o, const char *a, const char *b)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive (o, a);
-    if (b)
-        v = cJSON_GetObjectItemCaseSensitive (v, b);
-    if (!cJSON_IsNumber (v))
-        fail_msg ("%s%s%s: not a number", a, b ? "." : "", b ? b : "");
-    return v->valuedouble;
 }
 
 /* The registry's sha256 of file in name@version ("" when not listed). */
@@ -347,7 +185,7 @@ s_check_artifact (s_fix_t *f, const char *target)
     assert_string_equal (reg_hex, hex);
     s_check_note (f, ty_convert_target_file (t), target, hex);
     snprintf (path, sizeof path, "%s/models/clf/1/convert-%s.json", f->data, target);
-    cJSON *doc = s_must_load_json (path);
+    cJSON *doc = ty_fixture_must_load_json (path);
     const cJSON *tg = cJSON_GetObjectItemCaseSensitive (doc, "target");
     assert_true (cJSON_IsString (tg) && !strcmp (tg->valuestring, target));
     assert_true (s_num (doc, "artifact", "bytes") == (double) bytes);
@@ -391,7 +229,7 @@ test_convert_fp32_then_int8 (void **state)
     if (!ty_convert_target_built (TY_CONVERT_INT8)) {
         /* without the quantizing writer the job says so, and writes nothing */
         s_convert (f, "clf", "int8", "FAILED", id);
-        s_assert_error (f, id, "not supported by this build yet");
+        ty_fixture_assert_error (f, id, "not supported by this build yet");
         char path [PATH_MAX];
         snprintf (path, sizeof path, "%s/models/clf/1/model-int8.tym", f->data);
         assert_int_not_equal (access (path, F_OK), 0);
@@ -451,7 +289,7 @@ test_convert_fp32_then_int8 (void **state)
         s_registry_sha (f, "clf", 1, "model.onnx", reg_hex);
         assert_string_equal (reg_hex, hex);
         snprintf (path, sizeof path, "%s/models/clf/1/convert-onnx.json", f->data);
-        doc = s_must_load_json (path);
+        doc = ty_fixture_must_load_json (path);
         assert_true (cJSON_IsFalse (cJSON_GetObjectItemCaseSensitive (doc, "evaluated")));
         assert_true (s_num (doc, "artifact", "bytes") > 0);
         cJSON_Delete (doc);
@@ -487,22 +325,22 @@ test_convert_bad_input (void **state)
     char id [TY_ID_LEN + 1];
 
     s_convert (f, "nosuch", "fp32", "FAILED", id);
-    s_assert_error (f, id, "no such model");
+    ty_fixture_assert_error (f, id, "no such model");
     s_convert (f, "clf@9", "fp32", "FAILED", id);
-    s_assert_error (f, id, "clf@9");
+    ty_fixture_assert_error (f, id, "clf@9");
     s_convert (f, "clf@production", "fp32", "FAILED", id);
-    s_assert_error (f, id, "clf@production");
+    ty_fixture_assert_error (f, id, "clf@production");
     s_convert (f, "clf@1", "int4", "FAILED", id);
-    s_assert_error (f, id, "unknown target 'int4'");
+    ty_fixture_assert_error (f, id, "unknown target 'int4'");
     /* retraining: dim must shrink, needs retrain=1; epochs are bounded */
     s_convert_full (f, "clf@1", "int8", 0, 64, NULL, NULL, "FAILED", id);
-    s_assert_error (f, id, "not smaller than the model's 64");
+    ty_fixture_assert_error (f, id, "not smaller than the model's 64");
     s_convert_full (f, "clf@1", "int8", 0, 8, "retrain", "0", "FAILED", id);
-    s_assert_error (f, id, "needs retraining");
+    ty_fixture_assert_error (f, id, "needs retraining");
     s_convert_full (f, "clf@1", "int8", 100, 0, "retrain_epochs", "0", "FAILED", id);
-    s_assert_error (f, id, "params.retrain_epochs");
+    ty_fixture_assert_error (f, id, "params.retrain_epochs");
     s_convert_full (f, "clf@1", "onnx", 0, 8, NULL, NULL, "FAILED", id);
-    s_assert_error (f, id, "not onnx");
+    ty_fixture_assert_error (f, id, "not onnx");
 
     /* version 2's weights are garbage: the writer refuses them and the
        directory is exactly as it was (no artifact, no temp file, no report) */
@@ -515,7 +353,7 @@ test_convert_bad_input (void **state)
     fclose (fp);
     s_listing (dir, before, sizeof before);
     s_convert (f, "clf@2", "fp32", "FAILED", id);
-    s_assert_error (f, id, "clf@2");
+    ty_fixture_assert_error (f, id, "clf@2");
     s_listing (dir, after, sizeof after);
     assert_string_equal (before, after);
     s_convert (f, "clf@2", "int8", "FAILED", id);
@@ -533,15 +371,7 @@ test_convert_bad_input (void **state)
 static int
 s_cli (s_fix_t *f, char *out, size_t len, const char *args)
 {
-    char cmd [PATH_MAX * 3 + 512];
-    snprintf (cmd, sizeof cmd, "TRAINYARD_DATA='%s' '%s' --broker '%s' %s", f->data,
-              TY_TRAINYARD_BIN, ty_testenv_client_ep (f->env), args);
-    FILE *p = popen (cmd, "r");
-    assert_non_null (p);
-    size_t n = fread (out, 1, len - 1, p);
-    out [n] = '\0';
-    int st = pclose (p);
-    return WIFEXITED (st) ? WEXITSTATUS (st) : -1;
+    return ty_fixture_cli (f, TY_TRAINYARD_BIN, out, len, args);
 }
 
 /* Probabilities of text through the file at path. */
@@ -592,7 +422,7 @@ test_convert_cli_and_export (void **state)
         fail_msg ("model export: exit %d", rc);
     }
     snprintf (path, sizeof path, "%s/manifest.json", dest);
-    cJSON *man = s_must_load_json (path);
+    cJSON *man = ty_fixture_must_load_json (path);
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive (man, "kind");
     assert_true (cJSON_IsString (kind) && !strcmp (kind->valuestring, "textclf"));
     const cJSON *labels = cJSON_GetObjectItemCaseSensitive (man, "labels");
@@ -629,9 +459,12 @@ main (void)
     setenv ("OPENBLAS_NUM_THREADS", "1", 1);
     setenv ("OMP_NUM_THREADS", "1", 1);
     const struct CMUnitTest tests [] = {
-        cmocka_unit_test_setup_teardown (test_convert_fp32_then_int8, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_convert_bad_input, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_convert_cli_and_export, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_convert_fp32_then_int8, s_setup,
+                                         ty_fixture_cluster_teardown),
+        cmocka_unit_test_setup_teardown (test_convert_bad_input, s_setup,
+                                         ty_fixture_cluster_teardown),
+        cmocka_unit_test_setup_teardown (test_convert_cli_and_export, s_setup,
+                                         ty_fixture_cluster_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

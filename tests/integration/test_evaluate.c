@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "ty_it.h"
+#include "ty_fixture.h"
 #include <cjson/cJSON.h>
 #include "ty_batch.h"
 #include "ty_dataset.h"
@@ -36,95 +37,21 @@
 #include "ty_train.h"
 
 #define S_JOB_MS       60000
-#define S_NCLASSES     3
-#define S_WORDS        5
-#define S_TRAIN        90
-#define S_VAL          30
-#define S_TEST         45
+#define S_NCLASSES     TY_FIXTURE_MAIL_NCLASSES
+#define S_TEST         TY_FIXTURE_MAIL_TEST
 
-static const char *s_labels [S_NCLASSES] = { "ham", "spam", "eggs" };
-static const char *s_words [S_NCLASSES][S_WORDS] = {
-    { "hello", "meeting", "lunch", "friend", "agenda" },
-    { "win", "money", "prize", "free", "offer" },
-    { "chicken", "breakfast", "omelette", "yolk", "shell" },
-};
+typedef ty_fixture_cluster_t s_fix_t;
 
-typedef struct {
-    ty_testenv_t *env;
-    ty_client_t  *client;
-    char data [PATH_MAX];
-} s_fix_t;
-
-static uint64_t
-s_rand (uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* A text dataset: three keywords of its class among two shared noise words;
- * every 7th sample of class 2 gets class 0's words too, so the model is not
- * perfect and the confusion matrix has off-diagonal cells. labels NULL:
- * samples carry a regression target instead (another task). */
+/* The text dataset: three keywords of its class among two shared noise
+ * words; every 7th sample of class 2 gets class 0's words too, so the model
+ * is not perfect and the confusion matrix has off-diagonal cells. labels
+ * NULL: samples carry a regression target instead (another task). */
 static void
 s_write_dataset (const char *data, const char *name, const char *const *labels,
                  size_t ntest, int regression)
 {
-    ty_dataset_writer_t *w = NULL;
-    int rc = ty_dataset_writer_new (data, name, NULL, &w);
-    if (rc != TY_OK)
-        fail_msg ("writer: %s", ty_strerror (rc));
-    uint64_t rng = 42;
-    const size_t counts [3] = { S_TRAIN, S_VAL, ntest };
-    const ty_split_t splits [3] = { TY_SPLIT_TRAIN, TY_SPLIT_VAL, TY_SPLIT_TEST };
-    uint64_t per_class_train [S_NCLASSES] = { 0 };
-    for (int s = 0; s < 3; s++)
-        for (size_t i = 0; i < counts [s]; i++) {
-            int cls = (int) (s_rand (&rng) % S_NCLASSES);
-            char text [256];
-            int words_of = cls == 2 && i % 7 == 0 ? 0 : cls;
-            snprintf (text, sizeof text, "%s n%d %s %s n%d", s_words [words_of][s_rand (&rng) % S_WORDS],
-                      (int) (s_rand (&rng) % 4), s_words [words_of][s_rand (&rng) % S_WORDS],
-                      s_words [cls][s_rand (&rng) % S_WORDS], (int) (s_rand (&rng) % 4));
-            Ty__Sample sample = TY__SAMPLE__INIT;
-            sample.text = text;
-            sample.weight = 1;
-            char *lab [1] = { labels ? (char *) labels [cls] : NULL };
-            if (regression) {
-                sample.has_target = 1;
-                sample.target = cls / 2.0;
-            }
-            else {
-                sample.labels = lab;
-                sample.n_labels = 1;
-            }
-            if (splits [s] == TY_SPLIT_TRAIN)
-                per_class_train [cls]++;
-            rc = ty_dataset_writer_add (w, splits [s], &sample);
-            if (rc != TY_OK)
-                fail_msg ("add: %s", ty_strerror (rc));
-        }
-    Ty__DatasetMeta meta = TY__DATASET_META__INIT;
-    meta.kind = "text";
-    Ty__ClassCount cc [S_NCLASSES];
-    Ty__ClassCount *ccp [S_NCLASSES];
-    if (!regression) {
-        meta.labels = (char **) labels;
-        meta.n_labels = S_NCLASSES;
-        for (int c = 0; c < S_NCLASSES; c++) {
-            ty__class_count__init (&cc [c]);
-            cc [c].label = (char *) labels [c];
-            cc [c].train = per_class_train [c];
-            ccp [c] = &cc [c];
-        }
-        meta.classes = ccp;
-        meta.n_classes = S_NCLASSES;
-    }
-    rc = ty_dataset_writer_commit (&w, &meta, NULL, NULL);
-    if (rc != TY_OK)
-        fail_msg ("commit: %s", ty_strerror (rc));
+    ty_fixture_write_mail (data, name, labels, ntest,
+                           TY_FIXTURE_MAIL_DECOYS | (regression ? TY_FIXTURE_MAIL_REGRESSION : 0));
 }
 
 /* Trains a textclf for a few epochs with the train worker's code: the model
@@ -132,80 +59,18 @@ s_write_dataset (const char *data, const char *name, const char *const *labels,
 static void
 s_train (const char *data, const char *dataset, const char *name, unsigned epochs)
 {
-    Ty__TrainSpec spec = TY__TRAIN_SPEC__INIT;
-    spec.dataset = (char *) dataset;
-    spec.model_kind = "textclf";
-    spec.model_name = (char *) name;
-    spec.epochs = epochs;
-    spec.dim = 8;
-    spec.lr = 0.5;
-    spec.bucket = 1000;
-    spec.batch_size = 8;
-    spec.threads = 1;
-    spec.seed = 7;
-    ty_train_config_t cfg;
-    char err [TY_TRAIN_ERR_LEN];
-    if (ty_train_config_from_spec (&spec, &cfg, err, sizeof err) != TY_OK)
-        fail_msg ("train config: %s", err);
-    ty_train_env_t env;
-    memset (&env, 0, sizeof env);
-    env.data_dir = data;
-    env.job_id = "test-evaluate-train";
-    env.attempt = 1;
-    env.default_threads = 1;
-    ty_train_result_t res;
-    if (ty_train_run (&cfg, &env, &res, err, sizeof err) != TY_OK)
-        fail_msg ("train: %s", err);
+    ty_fixture_train_textclf (data, dataset, name, epochs, 8, 1000, "test-evaluate-train");
 }
 
-static void
-s_start_worker (s_fix_t *f)
-{
-    char bindir [PATH_MAX], link [PATH_MAX + 32];
-    ty_testenv_path (f->env, "evalbin", bindir, sizeof bindir);
-    if (mkdir (bindir, 0755) != 0 && errno != EEXIST)
-        fail_msg ("mkdir %s: %s", bindir, strerror (errno));
-    snprintf (link, sizeof link, "%s/trainyard-noop", bindir);
-    if (symlink (TY_EVALUATE_BIN, link) != 0 && errno != EEXIST)
-        fail_msg ("symlink %s: %s", link, strerror (errno));
-    const char *args [] = { "--data", f->data, NULL };
-    char *saved = getenv ("TY_BIN_DIR") ? strdup (getenv ("TY_BIN_DIR")) : NULL;
-    setenv ("TY_BIN_DIR", bindir, 1);
-    ty_testenv_must_start_worker (f->env, "ev1", TY_TESTENV_HEARTBEAT_MS, args);
-    if (saved)
-        setenv ("TY_BIN_DIR", saved, 1);
-    else
-        unsetenv ("TY_BIN_DIR");
-    free (saved);
-    if (ty_testenv_wait_worker (f->env, "ev1", TY_TESTENV_STARTUP_MS) != 0)
-        fail_msg ("evaluate worker never registered");
-}
+static const ty_fixture_worker_t s_worker = {
+    .env_name = "evaluate", .bindir = "evalbin", .bin = TY_EVALUATE_BIN, .worker_id = "ev1",
+    .what = "evaluate",
+};
 
 static int
 s_setup (void **state)
 {
-    s_fix_t *f = calloc (1, sizeof *f);
-    if (!f)
-        return -1;
-    *state = f;
-    f->env = ty_testenv_must_new ("evaluate");
-    ty_testenv_path (f->env, "data", f->data, sizeof f->data);
-    mkdir (f->data, 0755);
-    ty_testenv_must_start_redis (f->env, NULL);
-    ty_testenv_must_start_broker (f->env, TY_TESTENV_HEARTBEAT_MS, NULL);
-    s_start_worker (f);
-    f->client = ty_client_new (ty_testenv_client_ep (f->env));
-    return f->client ? 0 : -1;
-}
-
-static int
-s_teardown (void **state)
-{
-    s_fix_t *f = *state;
-    ty_client_destroy (&f->client);
-    int rc = ty_testenv_finish (&f->env);
-    free (f);
-    return rc;
+    return ty_fixture_cluster_setup (state, &s_worker);
 }
 
 /* Submits an evaluate job and waits for it to end in `want`. */
@@ -223,13 +88,8 @@ s_evaluate (s_fix_t *f, const char *model, const char *dataset, const char *gate
     spec.evaluate = &ev;
     spec.max_attempts = 1;
     ty_it_must_submit (f->client, &spec, NULL, 0, NULL, id, NULL);
-    if (ty_testenv_wait_state (f->env, id, want, S_JOB_MS) != 0) {
-        char *err = ty_testenv_job_field (f->env, id, "error");
-        fprintf (stderr, "job %s error: %s\n", id, err ? err : "");
-        free (err);
-        ty_testenv_print_tail (f->env, "ev1.log", 30);
+    if (ty_fixture_wait_job (f, id, want, S_JOB_MS, "ev1") != 0)
         fail_msg ("evaluate job %s did not reach %s", id, want);
-    }
 }
 
 static char *
@@ -320,7 +180,7 @@ static void
 test_evaluate_metrics_json (void **state)
 {
     s_fix_t *f = *state;
-    s_write_dataset (f->data, "mail", s_labels, S_TEST, 0);
+    s_write_dataset (f->data, "mail", ty_fixture_mail_labels, S_TEST, 0);
     s_train (f->data, "mail@1", "clf", 6);
     char id [TY_ID_LEN + 1];
     s_evaluate (f, "clf", NULL, NULL, "SUCCEEDED", id);   /* dataset from lineage.json */
@@ -352,7 +212,8 @@ test_evaluate_metrics_json (void **state)
                                            "confusion_matrix");
     for (int c = 0; c < S_NCLASSES; c++) {
         const cJSON *row = cJSON_GetArrayItem (per, c);
-        assert_string_equal (cJSON_GetObjectItem (row, "name")->valuestring, s_labels [c]);
+        assert_string_equal (cJSON_GetObjectItem (row, "name")->valuestring,
+                             ty_fixture_mail_labels [c]);
         assert_true (fabs (cJSON_GetObjectItem (row, "recall")->valuedouble - d.recall [c]) < 1e-9);
         assert_true (fabs (cJSON_GetObjectItem (row, "precision")->valuedouble - d.precision [c])
                      < 1e-9);
@@ -410,7 +271,7 @@ static void
 test_evaluate_gate_one_failure (void **state)
 {
     s_fix_t *f = *state;
-    s_write_dataset (f->data, "mail", s_labels, S_TEST, 0);
+    s_write_dataset (f->data, "mail", ty_fixture_mail_labels, S_TEST, 0);
     s_train (f->data, "mail@1", "clf", 6);
     /* every check passes but the latency one: no prediction takes 0 ms */
     const char *gate = "{\"min_accuracy\": 0.3, \"min_macro_f1\": 0.1, "
@@ -456,7 +317,7 @@ static void
 test_evaluate_production_is_the_baseline (void **state)
 {
     s_fix_t *f = *state;
-    s_write_dataset (f->data, "mail", s_labels, S_TEST, 0);
+    s_write_dataset (f->data, "mail", ty_fixture_mail_labels, S_TEST, 0);
     s_train (f->data, "mail@1", "clf", 6);
     s_train (f->data, "mail@1", "clf", 6);
     ty_registry_t *reg = NULL;
@@ -493,46 +354,34 @@ test_evaluate_production_is_the_baseline (void **state)
 /* ---- bad input ------------------------------------------------------------------ */
 
 static void
-s_assert_error (s_fix_t *f, const char *id, const char *needle)
-{
-    char *err = ty_testenv_job_field (f->env, id, "error");
-    if (!err || !strstr (err, needle)) {
-        fprintf (stderr, "job %s error: '%s', want '%s'\n", id, err ? err : "", needle);
-        free (err);
-        fail_msg ("unexpected error message");
-    }
-    free (err);
-}
-
-static void
 test_evaluate_bad_input (void **state)
 {
     s_fix_t *f = *state;
-    s_write_dataset (f->data, "mail", s_labels, S_TEST, 0);
+    s_write_dataset (f->data, "mail", ty_fixture_mail_labels, S_TEST, 0);
     static const char *other [S_NCLASSES] = { "cats", "dogs", "eggs" };
     s_write_dataset (f->data, "pets", other, S_TEST, 0);
-    s_write_dataset (f->data, "notest", s_labels, 0, 0);
+    s_write_dataset (f->data, "notest", ty_fixture_mail_labels, 0, 0);
     s_write_dataset (f->data, "ratings", NULL, S_TEST, 1);
     s_train (f->data, "mail@1", "clf", 2);
     char id [TY_ID_LEN + 1];
 
     s_evaluate (f, "clf@7", NULL, NULL, "FAILED", id);
-    s_assert_error (f, id, "no such model version");
+    ty_fixture_assert_error (f, id, "no such model version");
     s_evaluate (f, "nosuch", NULL, NULL, "FAILED", id);
-    s_assert_error (f, id, "no such model");
+    ty_fixture_assert_error (f, id, "no such model");
 
     s_evaluate (f, "clf", "pets", NULL, "FAILED", id);
-    s_assert_error (f, id, "label set mismatch");
-    s_assert_error (f, id, "'cats'");
+    ty_fixture_assert_error (f, id, "label set mismatch");
+    ty_fixture_assert_error (f, id, "'cats'");
 
     s_evaluate (f, "clf", "notest", NULL, "FAILED", id);
-    s_assert_error (f, id, "test split of dataset notest@1 is empty");
+    ty_fixture_assert_error (f, id, "test split of dataset notest@1 is empty");
 
     s_evaluate (f, "clf", "ratings", NULL, "FAILED", id);
-    s_assert_error (f, id, "task mismatch");
+    ty_fixture_assert_error (f, id, "task mismatch");
 
     s_evaluate (f, "clf", "mail", "{\"min_acuracy\": 0.9}", "FAILED", id);
-    s_assert_error (f, id, "min_acuracy");
+    ty_fixture_assert_error (f, id, "min_acuracy");
 
     /* none of that left a metrics.json or hurt the worker */
     char dir [PATH_MAX], path [PATH_MAX + 32];
@@ -551,22 +400,14 @@ test_evaluate_bad_input (void **state)
 static int
 s_cli (s_fix_t *f, char *out, size_t len, const char *args)
 {
-    char cmd [PATH_MAX * 2 + 512];
-    snprintf (cmd, sizeof cmd, "TRAINYARD_DATA='%s' '%s' --broker '%s' %s", f->data,
-              TY_TRAINYARD_BIN, ty_testenv_client_ep (f->env), args);
-    FILE *p = popen (cmd, "r");
-    assert_non_null (p);
-    size_t n = fread (out, 1, len - 1, p);
-    out [n] = '\0';
-    int st = pclose (p);
-    return WIFEXITED (st) ? WEXITSTATUS (st) : -1;
+    return ty_fixture_cli (f, TY_TRAINYARD_BIN, out, len, args);
 }
 
 static void
 test_evaluate_cli_report_and_compare (void **state)
 {
     s_fix_t *f = *state;
-    s_write_dataset (f->data, "mail", s_labels, S_TEST, 0);
+    s_write_dataset (f->data, "mail", ty_fixture_mail_labels, S_TEST, 0);
     s_train (f->data, "mail@1", "clf", 1);
     s_train (f->data, "mail@1", "clf", 6);
     char gate [PATH_MAX];
@@ -627,13 +468,16 @@ main (void)
     setenv ("OPENBLAS_NUM_THREADS", "1", 1);
     setenv ("OMP_NUM_THREADS", "1", 1);
     const struct CMUnitTest tests [] = {
-        cmocka_unit_test_setup_teardown (test_evaluate_metrics_json, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_evaluate_metrics_json, s_setup,
+                                         ty_fixture_cluster_teardown),
         cmocka_unit_test_setup_teardown (test_evaluate_production_is_the_baseline, s_setup,
-                                         s_teardown),
-        cmocka_unit_test_setup_teardown (test_evaluate_gate_one_failure, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_evaluate_bad_input, s_setup, s_teardown),
+                                         ty_fixture_cluster_teardown),
+        cmocka_unit_test_setup_teardown (test_evaluate_gate_one_failure, s_setup,
+                                         ty_fixture_cluster_teardown),
+        cmocka_unit_test_setup_teardown (test_evaluate_bad_input, s_setup,
+                                         ty_fixture_cluster_teardown),
         cmocka_unit_test_setup_teardown (test_evaluate_cli_report_and_compare, s_setup,
-                                         s_teardown),
+                                         ty_fixture_cluster_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -33,6 +33,7 @@
 #include "test_train_it.h"
 #include <cjson/cJSON.h>
 #include "test_train_data.h"
+#include "ty_fixture.h"
 #include "ty_batch.h"
 #include "ty_dataset.h"
 #include "ty_train.h"
@@ -53,22 +54,13 @@ static const char *s_words [3][S_WORDS] = {
     { "glacier", "guitar", "goblet", "garnet", "gazebo" },
 };
 
-static uint64_t
-s_rand (uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static void
 s_add (ty_dataset_writer_t *w, ty_split_t split, int cls, uint32_t fold, uint64_t *rng)
 {
     char text [256];
-    snprintf (text, sizeof text, "%s n%d %s %s n%d", s_words [cls][s_rand (rng) % S_WORDS],
-              (int) (s_rand (rng) % 4), s_words [cls][s_rand (rng) % S_WORDS],
-              s_words [cls][s_rand (rng) % S_WORDS], (int) (s_rand (rng) % 4));
+    snprintf (text, sizeof text, "%s n%d %s %s n%d", s_words [cls][ty_fixture_rand (rng) % S_WORDS],
+              (int) (ty_fixture_rand (rng) % 4), s_words [cls][ty_fixture_rand (rng) % S_WORDS],
+              s_words [cls][ty_fixture_rand (rng) % S_WORDS], (int) (ty_fixture_rand (rng) % 4));
     Ty__Sample s = TY__SAMPLE__INIT;
     char *lab [1] = { (char *) s_labels [cls] };
     s.text = text;
@@ -92,11 +84,11 @@ s_write_dataset (const char *data, const char *name, uint32_t folds)
     uint64_t rng = 17;
     for (int i = 0; i < S_NTRAIN; i++) {
         uint32_t fold = folds ? (uint32_t) (i % S_FOLDS) : 0;
-        int cls = folds && fold == S_HOLDOUT ? 2 : (int) (s_rand (&rng) % 2);
+        int cls = folds && fold == S_HOLDOUT ? 2 : (int) (ty_fixture_rand (&rng) % 2);
         s_add (w, TY_SPLIT_TRAIN, cls, fold, &rng);
     }
     for (int i = 0; i < S_NVAL; i++)
-        s_add (w, TY_SPLIT_VAL, (int) (s_rand (&rng) % 2), 0, &rng);
+        s_add (w, TY_SPLIT_VAL, (int) (ty_fixture_rand (&rng) % 2), 0, &rng);
     for (int i = 0; i < 15; i++)
         s_add (w, TY_SPLIT_TEST, i % 3, 0, &rng);
     Ty__DatasetMeta meta = TY__DATASET_META__INIT;
@@ -114,13 +106,7 @@ static void
 s_spec (ttd_spec_t *t, const char *dataset, const char *name, const char *holdout)
 {
     ttd_spec (t, dataset, "textclf", name);
-    t->train.epochs = S_EPOCHS;
-    t->train.dim = 8;
-    t->train.lr = 0.5;
-    t->train.bucket = 1000;
-    t->train.batch_size = 8;
-    t->train.threads = 1;
-    t->train.seed = 7;
+    ty_fixture_textclf_small (&t->train, S_EPOCHS, 8, 1000);
     if (holdout)
         ttd_param (t, "holdout_fold", holdout);
 }
@@ -130,109 +116,20 @@ s_read_json (const char *dir, const char *file)
 {
     char path [PATH_MAX + 64];
     snprintf (path, sizeof path, "%s/%s", dir, file);
-    FILE *f = fopen (path, "r");
-    if (!f)
-        fail_msg ("open %s: %s", path, strerror (errno));
-    static char buf [1 << 16];
-    size_t n = fread (buf, 1, sizeof buf - 1, f);
-    fclose (f);
-    buf [n] = '\0';
-    cJSON *doc = cJSON_Parse (buf);
-    if (!doc)
-        fail_msg ("%s is not JSON", path);
-    return doc;
-}
-
-static double
-s_json_num (const cJSON *o, const char *a, const char *b)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive (o, a);
-    if (b)
-        x = cJSON_GetObjectItemCaseSensitive (x, b);
-    return cJSON_IsNumber (x) ? x->valuedouble : NAN;
+    return ty_fixture_must_load_json (path);
 }
 
 /* =========================================================================
  *  in-process: ty_train_run
  * ========================================================================= */
 
-typedef struct {
-    char dir [256];
-    int  epochs_done;
-    int  die_after_epoch;      /* > 0: _exit once this epoch is checkpointed */
-    int  first_epoch;
-} s_t;
-
-static void
-s_metric (void *arg, const char *key, double value)
-{
-    s_t *s = arg;
-    if (!strcmp (key, "epoch") && !s->first_epoch)
-        s->first_epoch = (int) value;
-    if (!strcmp (key, "epochs_done")) {
-        s->epochs_done = (int) value;
-        if (s->die_after_epoch && s->epochs_done == s->die_after_epoch)
-            _exit (0);
-    }
-}
-
-static int
-s_rm (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void) sb; (void) flag; (void) ftw;
-    return remove (path);
-}
+/* the hooks' state: a crash after an epoch, the first epoch */
+typedef ty_fixture_train_t s_t;
 
 static int
 s_setup_local (void **state)
 {
-    s_t *s = calloc (1, sizeof *s);
-    if (!s)
-        return -1;
-    snprintf (s->dir, sizeof s->dir, "/tmp/ty-test-kfold-XXXXXX");
-    if (!mkdtemp (s->dir)) {
-        free (s);
-        return -1;
-    }
-    *state = s;
-    return 0;
-}
-
-static int
-s_teardown_local (void **state)
-{
-    s_t *s = *state;
-    const char *keep = getenv ("TY_TEST_KEEP");
-    if (!(keep && *keep == '1'))
-        nftw (s->dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
-    free (s);
-    return 0;
-}
-
-static int
-s_run (s_t *s, ttd_spec_t *t, const char *job_id, unsigned attempt, ty_train_result_t *res,
-       char *err, size_t errlen)
-{
-    ty_train_config_t cfg;
-    int rc = ty_train_config_from_spec (&t->train, &cfg, err, errlen);
-    if (rc != TY_OK)
-        return rc;
-    s->epochs_done = 0;
-    s->first_epoch = 0;
-    ty_train_env_t env = {
-        .data_dir = s->dir, .job_id = job_id, .attempt = attempt, .default_threads = 1,
-        .hooks = { .arg = s, .metric = s_metric },
-    };
-    return ty_train_run (&cfg, &env, res, err, errlen);
-}
-
-static void
-s_must_run (s_t *s, ttd_spec_t *t, const char *job_id, ty_train_result_t *res)
-{
-    char err [TY_TRAIN_ERR_LEN] = "";
-    int rc = s_run (s, t, job_id, 1, res, err, sizeof err);
-    if (rc != TY_OK)
-        fail_msg ("train %s: %s (%d): %s", job_id, ty_strerror (rc), rc, err);
+    return ty_fixture_train_setup (state, "kfold");
 }
 
 /* Whether the model version's saved vocabulary holds a word. */
@@ -259,7 +156,7 @@ test_kfold_train_never_sees_the_holdout_fold (void **state)
     ttd_spec_t t;
     s_spec (&t, "cv", "cv2", "2");
     ty_train_result_t r2;
-    s_must_run (s, &t, "job-cv2", &r2);
+    ty_fixture_train_must_run (s, &t.train, "job-cv2", &r2);
     fprintf (stderr, "holdout 2: %llu train, %llu val samples, val %s %.4f\n",
              (unsigned long long) r2.train_samples, (unsigned long long) r2.val_samples,
              r2.metric, r2.best_metric);
@@ -275,19 +172,19 @@ test_kfold_train_never_sees_the_holdout_fold (void **state)
     assert_true (s_vocab_has (r2.path, "apple"));
 
     cJSON *lin = s_read_json (r2.path, TY_MODELDIR_LINEAGE);
-    assert_true (s_json_num (lin, "holdout_fold", NULL) == S_HOLDOUT);
-    assert_true (s_json_num (lin, "dataset", "holdout_fold") == S_HOLDOUT);
-    assert_true (s_json_num (lin, "dataset", "folds") == S_FOLDS);
-    assert_true (s_json_num (lin, "dataset", "val_samples") == S_PER_FOLD);
+    assert_true (ty_fixture_json_num (lin, "holdout_fold", NULL) == S_HOLDOUT);
+    assert_true (ty_fixture_json_num (lin, "dataset", "holdout_fold") == S_HOLDOUT);
+    assert_true (ty_fixture_json_num (lin, "dataset", "folds") == S_FOLDS);
+    assert_true (ty_fixture_json_num (lin, "dataset", "val_samples") == S_PER_FOLD);
     cJSON_Delete (lin);
     cJSON *cfg = s_read_json (r2.path, TY_MODELDIR_CONFIG);
-    assert_true (s_json_num (cfg, "holdout_fold", NULL) == S_HOLDOUT);
+    assert_true (ty_fixture_json_num (cfg, "holdout_fold", NULL) == S_HOLDOUT);
     cJSON_Delete (cfg);
 
     /* the control: holding out fold 1 trains on gamma and learns it */
     s_spec (&t, "cv", "cv1", "1");
     ty_train_result_t r1;
-    s_must_run (s, &t, "job-cv1", &r1);
+    ty_fixture_train_must_run (s, &t.train, "job-cv1", &r1);
     fprintf (stderr, "holdout 1: val %s %.4f\n", r1.metric, r1.best_metric);
     assert_int_equal (r1.val_samples, S_PER_FOLD);
     assert_true (r1.best_metric >= 0.8);
@@ -297,7 +194,7 @@ test_kfold_train_never_sees_the_holdout_fold (void **state)
     ttd_spec_t n;
     s_spec (&n, "cv", "cvall", NULL);
     ty_train_result_t ra;
-    s_must_run (s, &n, "job-cvall", &ra);
+    ty_fixture_train_must_run (s, &n.train, "job-cvall", &ra);
     assert_int_equal (ra.holdout_fold, -1);
     assert_int_equal (ra.train_samples, S_NTRAIN);
     assert_int_equal (ra.val_samples, S_NVAL);
@@ -314,25 +211,11 @@ test_kfold_train_resumes_from_checkpoint (void **state)
     ttd_spec_t t;
     s_spec (&t, "cvr", "cvr", "3");
     ty_train_result_t full, resumed;
-    s_must_run (s, &t, "job-cvr-full", &full);
+    ty_fixture_train_must_run (s, &t.train, "job-cvr-full", &full);
 
-    pid_t pid = fork ();
-    assert_true (pid >= 0);
-    if (pid == 0) {
-        s->die_after_epoch = 2;
-        char err [TY_TRAIN_ERR_LEN];
-        ty_train_result_t r;
-        s_run (s, &t, "job-cvr-crash", 1, &r, err, sizeof err);
-        _exit (3);             /* never reached when the crash happened */
-    }
-    int st = 0;
-    assert_int_equal (waitpid (pid, &st, 0), pid);
-    assert_true (WIFEXITED (st) && WEXITSTATUS (st) == 0);
+    ty_fixture_train_crash (s, &t.train, "job-cvr-crash", 2);
 
-    char err [TY_TRAIN_ERR_LEN] = "";
-    int rc = s_run (s, &t, "job-cvr-crash", 2, &resumed, err, sizeof err);
-    if (rc != TY_OK)
-        fail_msg ("resume: %s", err);
+    ty_fixture_train_must_resume (s, &t.train, "job-cvr-crash", &resumed);
     assert_int_equal (resumed.resumed_from, 2);
     assert_int_equal (s->first_epoch, 3);
     assert_int_equal (resumed.holdout_fold, 3);
@@ -359,7 +242,7 @@ test_kfold_train_bad_fold_fails (void **state)
         s_spec (&t, cases [i].ds, "bad", cases [i].fold);
         ty_train_result_t r;
         char err [TY_TRAIN_ERR_LEN] = "";
-        int rc = s_run (s, &t, "job-bad", 1, &r, err, sizeof err);
+        int rc = ty_fixture_train_run (s, &t.train, "job-bad", 1, &r, err, sizeof err);
         fprintf (stderr, "holdout_fold %s on %s: %s\n", cases [i].fold, cases [i].ds, err);
         assert_int_equal (rc, TY_EINVAL);
         assert_non_null (strstr (err, cases [i].want));
@@ -460,7 +343,7 @@ test_kfold_workers (void **state)
     assert_true (strtod (buf, NULL) < 0.1);
     tti_output (c, tid, "path", buf, sizeof buf);
     cJSON *lin = s_read_json (buf, TY_MODELDIR_LINEAGE);
-    assert_true (s_json_num (lin, "holdout_fold", NULL) == S_HOLDOUT);
+    assert_true (ty_fixture_json_num (lin, "holdout_fold", NULL) == S_HOLDOUT);
     cJSON_Delete (lin);
     tti_output (c, tid, "model", buf, sizeof buf);
     assert_string_equal (buf, "cv2@1");
@@ -496,10 +379,10 @@ test_kfold_workers (void **state)
     cJSON *doc = s_read_json (buf, slash + 1);
     const cJSON *ds = cJSON_GetObjectItemCaseSensitive (doc, "dataset");
     assert_string_equal (cJSON_GetObjectItemCaseSensitive (ds, "split")->valuestring, "train");
-    assert_true (s_json_num (doc, "dataset", "fold") == S_HOLDOUT);
-    assert_true (s_json_num (doc, "dataset", "folds") == S_FOLDS);
-    assert_true (s_json_num (doc, "dataset", "folded_out") == S_NTRAIN - S_PER_FOLD);
-    assert_true (s_json_num (doc, "n_samples", NULL) == S_PER_FOLD);
+    assert_true (ty_fixture_json_num (doc, "dataset", "fold") == S_HOLDOUT);
+    assert_true (ty_fixture_json_num (doc, "dataset", "folds") == S_FOLDS);
+    assert_true (ty_fixture_json_num (doc, "dataset", "folded_out") == S_NTRAIN - S_PER_FOLD);
+    assert_true (ty_fixture_json_num (doc, "n_samples", NULL) == S_PER_FOLD);
     cJSON_Delete (doc);
 
     /* the model that saw fold 2 gets it right: the same 20 samples */
@@ -538,11 +421,11 @@ main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_kfold_train_never_sees_the_holdout_fold,
-                                         s_setup_local, s_teardown_local),
+                                         s_setup_local, ty_fixture_train_teardown),
         cmocka_unit_test_setup_teardown (test_kfold_train_resumes_from_checkpoint,
-                                         s_setup_local, s_teardown_local),
+                                         s_setup_local, ty_fixture_train_teardown),
         cmocka_unit_test_setup_teardown (test_kfold_train_bad_fold_fails,
-                                         s_setup_local, s_teardown_local),
+                                         s_setup_local, ty_fixture_train_teardown),
         cmocka_unit_test_setup_teardown (test_kfold_workers, s_setup, ty_it_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -19,99 +19,16 @@
 #include <unistd.h>
 
 #include "test_train_data.h"
+#include "ty_fixture.h"
 #include "ty_train.h"
 
-typedef struct {
-    char dir [256];
-    int  epochs_done;          /* last "epochs_done" metric seen */
-    int  die_after_epoch;      /* > 0: _exit once this epoch is reported (a crash) */
-    int  cancel_after_epoch;   /* > 0: cancel once this epoch is reported */
-    int  first_epoch;          /* first "epoch" metric seen */
-} s_t;
-
-static void
-s_metric (void *arg, const char *key, double value)
-{
-    s_t *s = arg;
-    if (!strcmp (key, "epoch") && !s->first_epoch)
-        s->first_epoch = (int) value;
-    if (!strcmp (key, "epochs_done")) {
-        s->epochs_done = (int) value;
-        if (s->die_after_epoch && s->epochs_done == s->die_after_epoch)
-            _exit (0);         /* the checkpoint of this epoch is on disk */
-    }
-}
-
-static int
-s_cancelled (void *arg)
-{
-    s_t *s = arg;
-    return s->cancel_after_epoch && s->epochs_done >= s->cancel_after_epoch;
-}
-
-static int
-s_rm (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void) sb; (void) flag; (void) ftw;
-    return remove (path);
-}
+/* the hooks' state: a crash after an epoch, a cancel, the first epoch */
+typedef ty_fixture_train_t s_t;
 
 static int
 s_setup (void **state)
 {
-    s_t *s = calloc (1, sizeof *s);
-    snprintf (s->dir, sizeof s->dir, "/tmp/ty-test-train-core-XXXXXX");
-    if (!mkdtemp (s->dir))
-        return -1;
-    *state = s;
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    s_t *s = *state;
-    const char *keep = getenv ("TY_TEST_KEEP");
-    if (!(keep && *keep == '1'))
-        nftw (s->dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
-    free (s);
-    return 0;
-}
-
-/* Runs a train job in-process; returns its status, err filled. */
-static int
-s_run (s_t *s, ttd_spec_t *t, const char *job_id, unsigned attempt, ty_train_result_t *res,
-       char *err, size_t errlen)
-{
-    ty_train_config_t cfg;
-    int rc = ty_train_config_from_spec (&t->train, &cfg, err, errlen);
-    if (rc != TY_OK)
-        return rc;
-    s->epochs_done = 0;
-    s->first_epoch = 0;
-    ty_train_env_t env = {
-        .data_dir = s->dir, .job_id = job_id, .attempt = attempt, .default_threads = 1,
-        .hooks = { .arg = s, .metric = s_metric, .cancelled = s_cancelled },
-    };
-    return ty_train_run (&cfg, &env, res, err, errlen);
-}
-
-static void
-s_must_run (s_t *s, ttd_spec_t *t, const char *job_id, ty_train_result_t *res)
-{
-    char err [TY_TRAIN_ERR_LEN] = "";
-    int rc = s_run (s, t, job_id, 1, res, err, sizeof err);
-    if (rc != TY_OK)
-        fail_msg ("train %s: %s (%d): %s", job_id, ty_strerror (rc), rc, err);
-}
-
-static int
-s_exists (const char *dir, const char *file)
-{
-    char path [TY_MODELDIR_PATH_MAX + 64];
-    snprintf (path, sizeof path, "%s/%s", dir, file);
-    struct stat st;
-    return stat (path, &st) == 0;
+    return ty_fixture_train_setup (state, "train-core");
 }
 
 static void
@@ -122,7 +39,7 @@ test_train_textclf_learns (void **state)
     ttd_spec_t t;
     ttd_textclf (&t, "news", "newsclf", 5);
     ty_train_result_t res;
-    s_must_run (s, &t, "job-learn", &res);
+    ty_fixture_train_must_run (s, &t.train, "job-learn", &res);
     fprintf (stderr, "textclf: val acc %.3f (majority %.2f) at epoch %d, %s\n",
              res.best_metric, TTD_MAJORITY, res.best_epoch, res.model);
     assert_string_equal (res.metric, "acc");
@@ -133,11 +50,11 @@ test_train_textclf_learns (void **state)
     const char *files [] = { "model.pt", "config.json", "feat.json", "vocab.txt",
                              "history.json", "lineage.json" };
     for (size_t i = 0; i < sizeof files / sizeof files [0]; i++)
-        if (!s_exists (res.path, files [i]))
+        if (!ty_fixture_exists (res.path, files [i]))
             fail_msg ("%s/%s missing", res.path, files [i]);
     char ck [512];
     snprintf (ck, sizeof ck, "%s/checkpoints", s->dir);
-    assert_false (s_exists (ck, "job-learn"));
+    assert_false (ty_fixture_exists (ck, "job-learn"));
 
     /* what was saved predicts as the trained model did: reload and check */
     char path [TY_MODELDIR_PATH_MAX + 64], err [256] = "";
@@ -153,7 +70,7 @@ test_train_textclf_learns (void **state)
     ty_batch_feat_destroy (&feat);
 
     /* the next run of the same name is version 2 */
-    s_must_run (s, &t, "job-learn-2", &res);
+    ty_fixture_train_must_run (s, &t.train, "job-learn-2", &res);
     assert_string_equal (res.model, "newsclf@2");
 }
 
@@ -165,13 +82,13 @@ test_train_deterministic (void **state)
     ttd_spec_t t;
     ttd_textclf (&t, "det", "detclf", 3);
     ty_train_result_t a, b;
-    s_must_run (s, &t, "job-det-a", &a);
-    s_must_run (s, &t, "job-det-b", &b);
+    ty_fixture_train_must_run (s, &t.train, "job-det-a", &a);
+    ty_fixture_train_must_run (s, &t.train, "job-det-b", &b);
     assert_true (a.weights_digest == b.weights_digest);
     assert_true (a.best_metric == b.best_metric);
     /* a different seed is a different run */
     t.train.seed = 43;
-    s_must_run (s, &t, "job-det-c", &b);
+    ty_fixture_train_must_run (s, &t.train, "job-det-c", &b);
     assert_true (a.weights_digest != b.weights_digest);
 }
 
@@ -184,36 +101,7 @@ test_train_resume_bitwise (void **state)
     ttd_make_text (s->dir, "res", 300, 100, 3);
     ttd_spec_t t;
     ttd_textclf (&t, "res", "resclf", 4);
-    ty_train_result_t full, resumed;
-    s_must_run (s, &t, "job-res-full", &full);
-
-    pid_t pid = fork ();
-    assert_true (pid >= 0);
-    if (pid == 0) {
-        s->die_after_epoch = 2;
-        char err [TY_TRAIN_ERR_LEN];
-        ty_train_result_t r;
-        s_run (s, &t, "job-res-crash", 1, &r, err, sizeof err);
-        _exit (3);             /* never reached when the crash happened */
-    }
-    int st = 0;
-    assert_int_equal (waitpid (pid, &st, 0), pid);
-    assert_true (WIFEXITED (st) && WEXITSTATUS (st) == 0);
-    char ck [512];
-    snprintf (ck, sizeof ck, "%s/checkpoints/job-res-crash", s->dir);
-    assert_true (s_exists (ck, "state.json"));
-    assert_true (s_exists (ck, "epoch-2.pt"));
-
-    char err [TY_TRAIN_ERR_LEN] = "";
-    int rc = s_run (s, &t, "job-res-crash", 2, &resumed, err, sizeof err);
-    if (rc != TY_OK)
-        fail_msg ("resume: %s", err);
-    assert_int_equal (resumed.resumed_from, 2);
-    assert_int_equal (s->first_epoch, 3);
-    assert_int_equal (resumed.epochs_run, 4);
-    assert_true (resumed.weights_digest == full.weights_digest);
-    assert_true (resumed.best_metric == full.best_metric);
-    assert_false (s_exists (ck, "state.json"));
+    ty_fixture_train_resume_check (s, &t.train, "job-res", 2);
 }
 
 static void
@@ -226,15 +114,15 @@ test_train_cancel_leaves_no_version (void **state)
     s->cancel_after_epoch = 1;
     ty_train_result_t res;
     char err [TY_TRAIN_ERR_LEN] = "";
-    int rc = s_run (s, &t, "job-cancel", 1, &res, err, sizeof err);
+    int rc = ty_fixture_train_run (s, &t.train, "job-cancel", 1, &res, err, sizeof err);
     s->cancel_after_epoch = 0;
     assert_int_equal (rc, ECANCELED);
     char models [512];
     snprintf (models, sizeof models, "%s/models/canclf", s->dir);
-    assert_false (s_exists (models, "1"));
+    assert_false (ty_fixture_exists (models, "1"));
     char ck [512];
     snprintf (ck, sizeof ck, "%s/checkpoints", s->dir);
-    assert_false (s_exists (ck, "job-cancel"));
+    assert_false (ty_fixture_exists (ck, "job-cancel"));
 }
 
 static void
@@ -250,22 +138,10 @@ test_train_early_stopping (void **state)
     t.train.optimizer = "adam";
     t.train.lr = 0.05;
     ty_train_result_t res;
-    s_must_run (s, &t, "job-early", &res);
+    ty_fixture_train_must_run (s, &t.train, "job-early", &res);
     fprintf (stderr, "early stopping: %d epochs run, best %d\n", res.epochs_run, res.best_epoch);
     assert_true (res.epochs_run < 60);
     assert_int_equal (res.epochs_run, res.best_epoch + 2);
-}
-
-static void
-s_expect_fail (s_t *s, ttd_spec_t *t, int want_rc, const char *phrase)
-{
-    ty_train_result_t res;
-    char err [TY_TRAIN_ERR_LEN] = "";
-    int rc = s_run (s, t, "job-bad", 1, &res, err, sizeof err);
-    fprintf (stderr, "bad input -> %s (%d): %s\n", ty_strerror (rc), rc, err);
-    assert_int_equal (rc, want_rc);
-    if (!strstr (err, phrase))
-        fail_msg ("message '%s' does not name the problem ('%s')", err, phrase);
 }
 
 static void
@@ -279,43 +155,43 @@ test_train_bad_input_fails_clearly (void **state)
     ttd_spec_t t;
 
     ttd_spec (&t, "txt", "transformer", "m");
-    s_expect_fail (s, &t, TY_EINVAL, "unknown model kind 'transformer'");
+    ty_fixture_train_expect_fail (s, &t.train, TY_EINVAL, "unknown model kind 'transformer'", NULL);
 
     ttd_textclf (&t, "img", "m", 1);
-    s_expect_fail (s, &t, TY_EINVAL, "wrong sample type");
+    ty_fixture_train_expect_fail (s, &t.train, TY_EINVAL, "wrong sample type", NULL);
 
     ttd_textclf (&t, "empty", "m", 1);
-    s_expect_fail (s, &t, TY_EINVAL, "zero samples");
+    ty_fixture_train_expect_fail (s, &t.train, TY_EINVAL, "zero samples", NULL);
 
     ttd_spec (&t, "nan", "mlp", "m");
-    s_expect_fail (s, &t, TY_EINVAL, "NaN/inf feature");
+    ty_fixture_train_expect_fail (s, &t.train, TY_EINVAL, "NaN/inf feature", NULL);
 
     ttd_textclf (&t, "txt", "m", 1);
     ttd_param (&t, "dim", "0");
-    s_expect_fail (s, &t, TY_EINVAL, "dim");
+    ty_fixture_train_expect_fail (s, &t.train, TY_EINVAL, "dim", NULL);
 
     ttd_textclf (&t, "txt", "m", 1);
     t.train.lr = -0.1;
-    s_expect_fail (s, &t, TY_EINVAL, "lr must be > 0");
+    ty_fixture_train_expect_fail (s, &t.train, TY_EINVAL, "lr must be > 0", NULL);
 
     ttd_textclf (&t, "nosuch", "m", 1);
-    s_expect_fail (s, &t, TY_ENOTFOUND, "dataset 'nosuch' not found");
+    ty_fixture_train_expect_fail (s, &t.train, TY_ENOTFOUND, "dataset 'nosuch' not found", NULL);
 
     ttd_textclf (&t, "txt", "m", 1);
     ttd_param (&t, "colour", "blue");
-    s_expect_fail (s, &t, TY_EINVAL, "unknown parameter 'colour'");
+    ty_fixture_train_expect_fail (s, &t.train, TY_EINVAL, "unknown parameter 'colour'", NULL);
 
     /* a cap below what the process already holds: refused with the reason */
     ttd_textclf (&t, "txt", "m", 1);
     t.train.memory_cap_mb = 1;
-    s_expect_fail (s, &t, TY_EFULL, "memory cap exceeded");
+    ty_fixture_train_expect_fail (s, &t.train, TY_EFULL, "memory cap exceeded", NULL);
 
     /* none of these left a model or a checkpoint */
     char p [512];
     snprintf (p, sizeof p, "%s/models", s->dir);
-    assert_false (s_exists (p, "m/1"));
+    assert_false (ty_fixture_exists (p, "m/1"));
     snprintf (p, sizeof p, "%s/checkpoints", s->dir);
-    assert_false (s_exists (p, "job-bad"));
+    assert_false (ty_fixture_exists (p, "job-bad"));
 }
 
 /* mlp on dense features and on TF-IDF of text both learn. */
@@ -331,7 +207,7 @@ test_train_mlp_learns (void **state)
     t.train.batch_size = 32;
     t.train.threads = 1;
     ty_train_result_t res;
-    s_must_run (s, &t, "job-mlp", &res);
+    ty_fixture_train_must_run (s, &t.train, "job-mlp", &res);
     fprintf (stderr, "mlp (tf-idf): val acc %.3f\n", res.best_metric);
     assert_true (res.best_metric >= TTD_MAJORITY + 0.4);
 }
@@ -355,7 +231,7 @@ test_train_no_leak_across_jobs (void **state)
         char job [32];
         snprintf (job, sizeof job, "job-leak-%d", i);
         ty_train_result_t res;
-        s_must_run (s, &t, job, &res);
+        ty_fixture_train_must_run (s, &t.train, job, &res);
         if (i == 10)
             warm = ty_train_rss_bytes ();
     }
@@ -371,18 +247,26 @@ main (int argc, char **argv)
 {
     if (argc > 1 && !strcmp (argv [1], "slow")) {
         const struct CMUnitTest slow [] = {
-            cmocka_unit_test_setup_teardown (test_train_no_leak_across_jobs, s_setup, s_teardown),
+            cmocka_unit_test_setup_teardown (test_train_no_leak_across_jobs, s_setup,
+                                             ty_fixture_train_teardown),
         };
         return cmocka_run_group_tests (slow, NULL, NULL);
     }
     const struct CMUnitTest tests [] = {
-        cmocka_unit_test_setup_teardown (test_train_resume_bitwise, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_train_textclf_learns, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_train_deterministic, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_train_cancel_leaves_no_version, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_train_early_stopping, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_train_bad_input_fails_clearly, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_train_mlp_learns, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_train_resume_bitwise, s_setup,
+                                         ty_fixture_train_teardown),
+        cmocka_unit_test_setup_teardown (test_train_textclf_learns, s_setup,
+                                         ty_fixture_train_teardown),
+        cmocka_unit_test_setup_teardown (test_train_deterministic, s_setup,
+                                         ty_fixture_train_teardown),
+        cmocka_unit_test_setup_teardown (test_train_cancel_leaves_no_version, s_setup,
+                                         ty_fixture_train_teardown),
+        cmocka_unit_test_setup_teardown (test_train_early_stopping, s_setup,
+                                         ty_fixture_train_teardown),
+        cmocka_unit_test_setup_teardown (test_train_bad_input_fails_clearly, s_setup,
+                                         ty_fixture_train_teardown),
+        cmocka_unit_test_setup_teardown (test_train_mlp_learns, s_setup,
+                                         ty_fixture_train_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

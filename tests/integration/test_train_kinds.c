@@ -28,110 +28,26 @@
 #include <unistd.h>
 
 #include "test_train_data.h"
+#include "ty_fixture.h"
 #include "ty_train.h"
 
 #define S_WIDE_MARGIN   0.40    /* "beats the baseline by a wide margin" */
 
-typedef struct {
-    char dir [256];
-    int  epochs_done;          /* last "epochs_done" metric seen */
-    int  first_epoch;          /* first "epoch" metric seen */
-    int  die_after_epoch;      /* > 0: _exit once this epoch is reported (a crash) */
-} s_t;
-
-static void
-s_metric (void *arg, const char *key, double value)
-{
-    s_t *s = arg;
-    if (!strcmp (key, "epoch") && !s->first_epoch)
-        s->first_epoch = (int) value;
-    if (!strcmp (key, "epochs_done")) {
-        s->epochs_done = (int) value;
-        if (s->die_after_epoch && s->epochs_done == s->die_after_epoch)
-            _exit (0);         /* the checkpoint of this epoch is on disk */
-    }
-}
-
-static int
-s_rm (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void) sb; (void) flag; (void) ftw;
-    return remove (path);
-}
+/* the hooks' state: a crash after an epoch, the first epoch */
+typedef ty_fixture_train_t s_t;
 
 static int
 s_setup (void **state)
 {
-    s_t *s = calloc (1, sizeof *s);
-    if (!s)
-        return -1;
-    snprintf (s->dir, sizeof s->dir, "/tmp/ty-test-train-kinds-XXXXXX");
-    if (!mkdtemp (s->dir)) {
-        free (s);
-        return -1;
-    }
-    *state = s;
-    return 0;
+    return ty_fixture_train_setup (state, "train-kinds");
 }
 
-static int
-s_teardown (void **state)
-{
-    s_t *s = *state;
-    const char *keep = getenv ("TY_TEST_KEEP");
-    if (!(keep && *keep == '1'))
-        nftw (s->dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
-    free (s);
-    return 0;
-}
-
-static int
-s_run (s_t *s, ttd_spec_t *t, const char *job_id, unsigned attempt, ty_train_result_t *res,
-       char *err, size_t errlen)
-{
-    ty_train_config_t cfg;
-    int rc = ty_train_config_from_spec (&t->train, &cfg, err, errlen);
-    if (rc != TY_OK)
-        return rc;
-    s->epochs_done = 0;
-    s->first_epoch = 0;
-    ty_train_env_t env = {
-        .data_dir = s->dir, .job_id = job_id, .attempt = attempt, .default_threads = 1,
-        .hooks = { .arg = s, .metric = s_metric },
-    };
-    return ty_train_run (&cfg, &env, res, err, errlen);
-}
-
-static void
-s_must_run (s_t *s, ttd_spec_t *t, const char *job_id, ty_train_result_t *res)
-{
-    char err [TY_TRAIN_ERR_LEN] = "";
-    int rc = s_run (s, t, job_id, 1, res, err, sizeof err);
-    if (rc != TY_OK)
-        fail_msg ("train %s: %s (%d): %s", job_id, ty_strerror (rc), rc, err);
-}
-
-static int
-s_exists (const char *dir, const char *file)
-{
-    char path [TY_MODELDIR_PATH_MAX + 64];
-    snprintf (path, sizeof path, "%s/%s", dir, file);
-    struct stat st;
-    return stat (path, &st) == 0;
-}
-
+/* The job fails with want_rc and a message naming the problem: phrase
+ * and, when not NULL, phrase2. */
 static void
 s_expect_fail (s_t *s, ttd_spec_t *t, int want_rc, const char *phrase, const char *phrase2)
 {
-    ty_train_result_t res;
-    char err [TY_TRAIN_ERR_LEN] = "";
-    int rc = s_run (s, t, "job-bad", 1, &res, err, sizeof err);
-    fprintf (stderr, "%s on %s -> %s (%d): %s\n", t->train.model_kind, t->train.dataset,
-             ty_strerror (rc), rc, err);
-    assert_int_equal (rc, want_rc);
-    if (!strstr (err, phrase) || (phrase2 && !strstr (err, phrase2)))
-        fail_msg ("message '%s' does not name the problem ('%s', '%s')", err, phrase,
-                  phrase2 ? phrase2 : "");
+    ty_fixture_train_expect_fail (s, &t->train, want_rc, phrase, phrase2);
 }
 
 /* ---- cnn ----------------------------------------------------------------------- */
@@ -159,7 +75,7 @@ test_cnn_learns (void **state)
     ttd_spec_t t;
     s_cnn_spec (&t, "shapes", "shapecnn", 6);
     ty_train_result_t res;
-    s_must_run (s, &t, "job-cnn", &res);
+    ty_fixture_train_must_run (s, &t.train, "job-cnn", &res);
     fprintf (stderr, "cnn: val acc %.3f (majority %.2f) at epoch %d of %d, %lld parameters, "
              "%.2f s\n", res.best_metric, TTD_MAJORITY, res.best_epoch, res.epochs_run,
              (long long) res.param_count, res.seconds);
@@ -173,11 +89,11 @@ test_cnn_learns (void **state)
     const char *files [] = { "model.pt", "config.json", "feat.json", "history.json",
                              "lineage.json" };
     for (size_t i = 0; i < sizeof files / sizeof files [0]; i++)
-        if (!s_exists (res.path, files [i]))
+        if (!ty_fixture_exists (res.path, files [i]))
             fail_msg ("%s/%s missing", res.path, files [i]);
     char ck [512];
     snprintf (ck, sizeof ck, "%s/checkpoints", s->dir);
-    assert_false (s_exists (ck, "job-cnn"));
+    assert_false (ty_fixture_exists (ck, "job-cnn"));
 
     /* reloaded, the featurizer knows the image shape and the labels, and
      * model + featurizer score the val split as the run measured it */
@@ -235,51 +151,6 @@ test_cnn_learns (void **state)
     ty_torch_destroy (&m);
 }
 
-/* Trains t uninterrupted, then again in a child that dies (a crash, not a
- * cancel) once epoch die_after is checkpointed; the retry must start at
- * die_after + 1 and end with the uninterrupted run's weights and metric. */
-static void
-s_resume_check (s_t *s, ttd_spec_t *t, const char *job, int die_after)
-{
-    char full_job [64], crash_job [64];
-    snprintf (full_job, sizeof full_job, "%s-full", job);
-    snprintf (crash_job, sizeof crash_job, "%s-crash", job);
-    ty_train_result_t full, resumed;
-    s_must_run (s, t, full_job, &full);
-
-    pid_t pid = fork ();
-    assert_true (pid >= 0);
-    if (pid == 0) {
-        s->die_after_epoch = die_after;
-        char err [TY_TRAIN_ERR_LEN];
-        ty_train_result_t r;
-        s_run (s, t, crash_job, 1, &r, err, sizeof err);
-        _exit (3);             /* never reached when the crash happened */
-    }
-    int st = 0;
-    assert_int_equal (waitpid (pid, &st, 0), pid);
-    assert_true (WIFEXITED (st) && WEXITSTATUS (st) == 0);
-    char ck [512], file [32];
-    snprintf (ck, sizeof ck, "%s/checkpoints/%s", s->dir, crash_job);
-    snprintf (file, sizeof file, "epoch-%d.pt", die_after);
-    assert_true (s_exists (ck, file));
-
-    char err [TY_TRAIN_ERR_LEN] = "";
-    int rc = s_run (s, t, crash_job, 2, &resumed, err, sizeof err);
-    if (rc != TY_OK)
-        fail_msg ("resume: %s", err);
-    fprintf (stderr, "%s: resumed from epoch %d, weights %016llx (uninterrupted %016llx)\n",
-             t->train.model_kind, resumed.resumed_from,
-             (unsigned long long) resumed.weights_digest,
-             (unsigned long long) full.weights_digest);
-    assert_int_equal (resumed.resumed_from, die_after);
-    assert_int_equal (s->first_epoch, die_after + 1);
-    assert_int_equal (resumed.epochs_run, (int) t->train.epochs);
-    assert_true (resumed.weights_digest == full.weights_digest);
-    assert_true (resumed.best_metric == full.best_metric);
-    assert_false (s_exists (ck, "state.json"));
-}
-
 /* With flip + crop augmentation and dropout (random draws in every step):
  * a crash after epoch 1 of 3 resumes bitwise. */
 static void
@@ -292,7 +163,7 @@ test_cnn_resume_bitwise (void **state)
     ttd_param (&t, "augment_flip", "true");
     ttd_param (&t, "augment_crop", "2");
     ttd_param (&t, "dropout", "0.2");
-    s_resume_check (s, &t, "job-aug", 1);
+    ty_fixture_train_resume_check (s, &t.train, "job-aug", 1);
 }
 
 /* Images are stored HWC (channels interleaved); the model takes NCHW
@@ -447,7 +318,7 @@ test_ncf_learns (void **state)
     ttd_param (&t, "mlp_dim", "16");
     ttd_param (&t, "hidden", "32,16");
     ty_train_result_t res;
-    s_must_run (s, &t, "job-ncf", &res);
+    ty_fixture_train_must_run (s, &t.train, "job-ncf", &res);
     fprintf (stderr, "ncf: val HR@%d %.3f (item popularity %.3f) at epoch %d of %d, "
              "%lld parameters, %.2f s\n", TY_TRAIN_HR_K, res.best_metric, pop, res.best_epoch,
              res.epochs_run, (long long) res.param_count, res.seconds);
@@ -468,8 +339,8 @@ test_ncf_learns (void **state)
     assert_int_equal (p.ncf.nusers, TTD_USERS);
     assert_true (p.ncf.nitems > TTD_ITEMS / 2 && p.ncf.nitems <= TTD_ITEMS);
     ty_batch_feat_destroy (&feat);
-    assert_true (s_exists (res.path, "model.pt"));
-    assert_true (s_exists (res.path, "lineage.json"));
+    assert_true (ty_fixture_exists (res.path, "model.pt"));
+    assert_true (ty_fixture_exists (res.path, "lineage.json"));
 }
 
 /* Without negatives every target is 1, and with a high lr the sigmoid
@@ -490,7 +361,7 @@ test_ncf_degenerate_model_scores_nothing (void **state)
     t.train.threads = 1;
     ttd_param (&t, "negatives", "0");
     ty_train_result_t res;
-    s_must_run (s, &t, "job-ncf0", &res);
+    ty_fixture_train_must_run (s, &t.train, "job-ncf0", &res);
     fprintf (stderr, "ncf without negatives: val HR@%d %.3f\n", TY_TRAIN_HR_K, res.best_metric);
     assert_true (res.best_metric < (double) TY_TRAIN_HR_K / (TY_TRAIN_HR_NEGATIVES + 1.0));
 }
@@ -510,7 +381,7 @@ test_ncf_resume_bitwise (void **state)
     t.train.lr = 0.01;
     t.train.threads = 1;
     t.train.seed = 9;
-    s_resume_check (s, &t, "job-ncfr", 1);
+    ty_fixture_train_resume_check (s, &t.train, "job-ncfr", 1);
 }
 
 /* ---- mlp regression --------------------------------------------------------------- */
@@ -557,7 +428,7 @@ s_regress (s_t *s, const char *name, const char *model, const char *job)
     t.train.threads = 1;
     ttd_param (&t, "hidden", "32");
     ty_train_result_t res;
-    s_must_run (s, &t, job, &res);
+    ty_fixture_train_must_run (s, &t.train, job, &res);
     assert_string_equal (res.metric, "mse");
 
     char err [256] = "";
@@ -672,23 +543,31 @@ test_wrong_sample_type_per_kind (void **state)
     /* none of these left a model or a checkpoint */
     char p [512];
     snprintf (p, sizeof p, "%s/models", s->dir);
-    assert_false (s_exists (p, "m/1"));
+    assert_false (ty_fixture_exists (p, "m/1"));
     snprintf (p, sizeof p, "%s/checkpoints", s->dir);
-    assert_false (s_exists (p, "job-bad"));
+    assert_false (ty_fixture_exists (p, "job-bad"));
 }
 
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
-        cmocka_unit_test_setup_teardown (test_cnn_learns, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_cnn_resume_bitwise, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_cnn_rgb_layout, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_ncf_learns, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_ncf_resume_bitwise, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_ncf_degenerate_model_scores_nothing, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_mlp_regression_learns, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_wrong_sample_type_per_kind, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_cnn_learns, s_setup,
+                                         ty_fixture_train_teardown),
+        cmocka_unit_test_setup_teardown (test_cnn_resume_bitwise, s_setup,
+                                         ty_fixture_train_teardown),
+        cmocka_unit_test_setup_teardown (test_cnn_rgb_layout, s_setup,
+                                         ty_fixture_train_teardown),
+        cmocka_unit_test_setup_teardown (test_ncf_learns, s_setup,
+                                         ty_fixture_train_teardown),
+        cmocka_unit_test_setup_teardown (test_ncf_resume_bitwise, s_setup,
+                                         ty_fixture_train_teardown),
+        cmocka_unit_test_setup_teardown (test_ncf_degenerate_model_scores_nothing, s_setup,
+                                         ty_fixture_train_teardown),
+        cmocka_unit_test_setup_teardown (test_mlp_regression_learns, s_setup,
+                                         ty_fixture_train_teardown),
+        cmocka_unit_test_setup_teardown (test_wrong_sample_type_per_kind, s_setup,
+                                         ty_fixture_train_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

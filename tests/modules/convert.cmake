@@ -11,7 +11,7 @@ if (NOT TARGET trainyard-convert OR NOT TARGET ty_train)
 endif ()
 
 add_executable (test_convert integration/test_convert.c)
-target_link_libraries (test_convert PRIVATE ty_testenv trainyard_client ty_convert ty_train
+target_link_libraries (test_convert PRIVATE ty_fixture ty_testenv trainyard_client ty_convert ty_train
                        ty_registry ty_dataset trainyard_infer
                        PkgConfig::HIREDIS PkgConfig::CMOCKA Threads::Threads m)
 set_target_properties (test_convert PROPERTIES LINKER_LANGUAGE CXX)

@@ -10,7 +10,7 @@ if (NOT TARGET trainyard-evaluate OR NOT TARGET ty_train)
 endif ()
 
 add_executable (test_evaluate integration/test_evaluate.c)
-target_link_libraries (test_evaluate PRIVATE ty_testenv trainyard_client ty_evaluate ty_train
+target_link_libraries (test_evaluate PRIVATE ty_fixture ty_testenv trainyard_client ty_evaluate ty_train
                        PkgConfig::HIREDIS PkgConfig::CMOCKA Threads::Threads m)
 set_target_properties (test_evaluate PROPERTIES LINKER_LANGUAGE CXX)
 target_compile_definitions (test_evaluate PRIVATE

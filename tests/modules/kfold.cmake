@@ -12,7 +12,7 @@ if (NOT TARGET trainyard-evaluate OR NOT TARGET trainyard-train OR NOT TARGET ty
 endif ()
 
 add_executable (test_kfold integration/test_kfold.c)
-target_link_libraries (test_kfold PRIVATE ty_testenv trainyard_client ty_train
+target_link_libraries (test_kfold PRIVATE ty_fixture ty_testenv trainyard_client ty_train
                        PkgConfig::HIREDIS PkgConfig::CMOCKA PkgConfig::CJSON Threads::Threads m)
 set_target_properties (test_kfold PROPERTIES LINKER_LANGUAGE CXX)
 # TY_TRAIN_BIN: test_train_it.h's helpers name it (unused here: the harness

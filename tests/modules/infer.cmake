@@ -22,9 +22,22 @@ if (TARGET trainyard_infer)
     set_tests_properties (unit_infer_c99 PROPERTIES LABELS unit TIMEOUT 60)
 endif ()
 
+# ty_portable_fixture: the helpers the portable-model tests share (temp
+# directory, small libtorch models, a model version directory, the
+# runtime's files, the fortunes sample), here and in onnx.cmake (test_onnx;
+# this module comes first in the glob). Its users link ty_portable or
+# ty_onnx, which both link ty_train and exist only where it does (libtorch
+# and the dataset library: cmake/modules/train.cmake).
+if (TARGET ty_train)
+    add_library (ty_portable_fixture STATIC unit/ty_portable_fixture.c)
+    target_include_directories (ty_portable_fixture PUBLIC unit)
+    target_link_libraries (ty_portable_fixture PUBLIC ty_train ty_torch ty_text trainyard_infer
+        ty_common PkgConfig::CMOCKA)
+endif ()
+
 if (TARGET ty_portable)
     add_executable (test_portable unit/test_portable.c)
-    target_link_libraries (test_portable PRIVATE ty_portable PkgConfig::CMOCKA m)
+    target_link_libraries (test_portable PRIVATE ty_portable ty_portable_fixture PkgConfig::CMOCKA m)
     set_target_properties (test_portable PROPERTIES LINKER_LANGUAGE CXX)
     add_test (NAME unit_portable COMMAND test_portable)
     set_tests_properties (unit_portable PROPERTIES LABELS unit TIMEOUT 120
@@ -47,7 +60,7 @@ endif ()
 # formats (binary16 rounding, per-row INT8, norm pruning).
 if (TARGET ty_portable)
     add_executable (test_portable_quant unit/test_portable_quant.c)
-    target_link_libraries (test_portable_quant PRIVATE ty_portable PkgConfig::CMOCKA m)
+    target_link_libraries (test_portable_quant PRIVATE ty_portable ty_portable_fixture PkgConfig::CMOCKA m)
     target_compile_definitions (test_portable_quant PRIVATE TY_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
     set_target_properties (test_portable_quant PROPERTIES LINKER_LANGUAGE CXX)
     add_test (NAME unit_portable_quant COMMAND test_portable_quant)
@@ -60,7 +73,7 @@ endif ()
 # retraining beats norm pruning on the fortunes sample.
 if (TARGET ty_portable)
     add_executable (test_portable_retrain unit/test_portable_retrain.c)
-    target_link_libraries (test_portable_retrain PRIVATE ty_portable PkgConfig::CMOCKA m)
+    target_link_libraries (test_portable_retrain PRIVATE ty_portable ty_portable_fixture PkgConfig::CMOCKA m)
     target_compile_definitions (test_portable_retrain PRIVATE TY_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
     set_target_properties (test_portable_retrain PROPERTIES LINKER_LANGUAGE CXX)
     add_test (NAME unit_portable_retrain COMMAND test_portable_retrain)

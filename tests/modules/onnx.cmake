@@ -17,7 +17,8 @@ if (NOT TARGET ty_onnx)
 endif ()
 
 add_executable (test_onnx unit/test_onnx.c)
-target_link_libraries (test_onnx PRIVATE ty_onnx PkgConfig::CMOCKA m)
+# ty_portable_fixture: tests/modules/infer.cmake.
+target_link_libraries (test_onnx PRIVATE ty_onnx ty_portable_fixture PkgConfig::CMOCKA m)
 set_target_properties (test_onnx PROPERTIES LINKER_LANGUAGE CXX)
 
 set (TY_ONNX_NODE_DIR ${CMAKE_BINARY_DIR}/onnx_node)

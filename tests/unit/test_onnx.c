@@ -33,15 +33,14 @@
 #include "ty_modeldir.h"
 #include "ty_negsample.h"
 #include "ty_onnx.h"
+#include "ty_portable_fixture.h"
 #include "ty_torch.h"
 
 #define ERRLEN      512
 #define TOL         1e-4        /* the bar: ONNX vs libtorch */
-#define MAXW        16          /* widest output of the test models */
 #define CMD_LEN     2048
 #define SKIP_STATUS 77          /* ctest SKIP_RETURN_CODE */
 
-static char s_dir[64];
 static const char *s_python, *s_node, *s_scripts;
 /* 0 when onnxruntime-node could not be installed (registry unreachable):
    the exports are still checked with onnx.checker, and the test reports
@@ -52,30 +51,7 @@ static int
 s_setup (void **state)
 {
     (void) state;
-    snprintf (s_dir, sizeof s_dir, "%s/ty_onnx_XXXXXX",
-              access ("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-    return mkdtemp (s_dir) ? 0 : -1;
-}
-
-static int
-s_teardown (void **state)
-{
-    (void) state;
-    char cmd[256];
-    snprintf (cmd, sizeof cmd, "rm -rf %s", s_dir);
-    return system (cmd) == 0 ? 0 : -1;
-}
-
-static void
-s_path (char *buf, size_t len, const char *name)
-{
-    snprintf (buf, len, "%s/%s", s_dir, name);
-}
-
-static float
-s_unif (uint64_t *rng)
-{
-    return (float) ((double) (ty_negsample_rand (rng) >> 11) / 9007199254740992.0);
+    return ty_pfix_dir_new ("ty_onnx");
 }
 
 static bool
@@ -83,16 +59,6 @@ s_exists (const char *path)
 {
     struct stat st;
     return stat (path, &st) == 0;
-}
-
-static ty_torch_model_t *
-must_new (const ty_torch_params_t *p)
-{
-    char err[ERRLEN];
-    ty_torch_model_t *m = NULL;
-    if (ty_torch_new (p, &m, err, sizeof err) != TY_OK)
-        fail_msg ("ty_torch_new: %s", err);
-    return m;
 }
 
 static void
@@ -234,7 +200,7 @@ s_textclf_case (bool multilabel)
     p.textclf.nlabels = 4;
     p.textclf.multilabel = multilabel;
     p.lr = 0.5;
-    ty_torch_model_t *m = must_new (&p);
+    ty_torch_model_t *m = ty_pfix_new (&p);
     int64_t ids[TXT_N * TXT_L], offs[TXT_N], padded[TXT_N * TXT_L], nids;
     s_bags (ids, &nids, offs, padded, TXT_ROWS);
     int64_t labels[TXT_N];
@@ -257,7 +223,7 @@ s_textclf_case (bool multilabel)
     assert_int_equal (ty_torch_predict (m, &b, want, TXT_N * 4), TY_OK);
 
     char path[512];
-    s_path (path, sizeof path, multilabel ? "textclf_multi.onnx" : "textclf.onnx");
+    ty_pfix_path (path, sizeof path, multilabel ? "textclf_multi.onnx" : "textclf.onnx");
     static const char *const names[4] = {"spam", "ham", "eggs", "naïve \"quoted\""};
     must_export (m, names, 4, path);
     s_check_file (path, "textclf",
@@ -287,33 +253,6 @@ test_onnx_textclf_multilabel_matches_libtorch (void **state)
 
 /* ==== mlp, cnn ============================================================== */
 
-/* A few Adam steps on random data so no weight is at its init. */
-static void
-s_train_dense (ty_torch_model_t *m, size_t in, int64_t outs, bool regression)
-{
-    enum { N = 16 };
-    uint64_t rng = 7;
-    float *x = malloc (N * in * sizeof *x);
-    assert_non_null (x);
-    float t[N * MAXW];
-    int64_t y[N];
-    for (size_t i = 0; i < N * in; i++)
-        x[i] = s_unif (&rng);
-    for (size_t i = 0; i < N; i++) {
-        y[i] = (int64_t) i % outs;
-        for (int64_t k = 0; k < outs; k++)
-            t[i * (size_t) outs + (size_t) k] = s_unif (&rng);
-    }
-    ty_torch_batch_t b = {0};
-    b.n = N;
-    b.x = x;
-    b.labels = regression ? NULL : y;
-    b.targets = regression ? t : NULL;
-    for (int s = 0; s < 3; s++)
-        assert_int_equal (ty_torch_train_step (m, &b, NULL), TY_OK);
-    free (x);
-}
-
 /* n random samples of `in` floats through libtorch and the ONNX file. */
 static void
 s_dense_case (ty_torch_model_t *m, const char *path, const char *in_name, int ndim,
@@ -328,7 +267,7 @@ s_dense_case (ty_torch_model_t *m, const char *path, const char *in_name, int nd
     assert_true (x && want);
     uint64_t rng = 11;
     for (size_t i = 0; i < in; i++)
-        x[i] = lo + (hi - lo) * s_unif (&rng);
+        x[i] = lo + (hi - lo) * ty_pfix_unif (&rng);
     ty_torch_batch_t b = {0};
     b.n = n;
     b.x = x;
@@ -348,20 +287,10 @@ test_onnx_mlp_matches_libtorch (void **state)
 {
     (void) state;
     for (int regression = 0; regression <= 1; regression++) {
-        ty_torch_params_t p;
-        ty_torch_params_init (&p, TY_TORCH_MLP);
-        p.mlp.input_dim = 12;
-        p.mlp.nhidden = 2;
-        p.mlp.hidden[0] = 20;
-        p.mlp.hidden[1] = 9;
-        p.mlp.dropout = 0.3;   /* off in eval mode, absent from the graph */
-        p.mlp.regression = regression;
-        p.mlp.noutputs = regression ? 2 : 4;
-        p.lr = 0.05;
-        ty_torch_model_t *m = must_new (&p);
-        s_train_dense (m, 12, p.mlp.noutputs, regression);
+        /* 12 inputs; dropout, off in eval mode, is absent from the graph. */
+        ty_torch_model_t *m = ty_pfix_mlp (regression);
         char path[512];
-        s_path (path, sizeof path, regression ? "mlp_reg.onnx" : "mlp.onnx");
+        ty_pfix_path (path, sizeof path, regression ? "mlp_reg.onnx" : "mlp.onnx");
         static const char *const names[4] = {"a", "b", "c", "d"};
         must_export (m, regression ? NULL : names, regression ? 0 : 4, path);
         s_check_file (path, "mlp", regression ? NULL : "[\"a\", \"b\", \"c\", \"d\"]");
@@ -378,21 +307,10 @@ test_onnx_cnn_matches_libtorch (void **state)
 {
     (void) state;
     for (int separable = 0; separable <= 1; separable++) {
-        ty_torch_params_t p;
-        ty_torch_params_init (&p, TY_TORCH_CNN);
-        p.cnn.height = 11;    /* odd: pooling floors; depth 4 reaches 1 x 1, */
-        p.cnn.width = 9;      /* where the shim stops pooling */
-        p.cnn.channels = 3;
-        p.cnn.depth = 4;
-        p.cnn.filters = 4;
-        p.cnn.separable = separable;
-        p.cnn.nclasses = 3;
-        p.cnn.dropout = 0.2;
-        p.lr = 0.01;
-        ty_torch_model_t *m = must_new (&p);
-        s_train_dense (m, 11 * 9 * 3, 3, false);
+        /* 11 x 9: depth 4 reaches 1 x 1, where the shim stops pooling. */
+        ty_torch_model_t *m = ty_pfix_cnn (separable, 4, 0.2);
         char path[512];
-        s_path (path, sizeof path, separable ? "cnn_sep.onnx" : "cnn.onnx");
+        ty_pfix_path (path, sizeof path, separable ? "cnn_sep.onnx" : "cnn.onnx");
         must_export (m, NULL, 0, path);
         s_check_file (path, "cnn", NULL);
         int64_t dims[4] = {5, 3, 11, 9};
@@ -407,39 +325,17 @@ static void
 test_onnx_ncf_matches_libtorch (void **state)
 {
     (void) state;
-    ty_torch_params_t p;
-    ty_torch_params_init (&p, TY_TORCH_NCF);
-    p.ncf.nusers = 30;
-    p.ncf.nitems = 40;
-    p.ncf.gmf_dim = 6;
-    p.ncf.mlp_dim = 5;
-    p.ncf.nlayers = 2;
-    p.ncf.layers[0] = 8;
-    p.ncf.layers[1] = 4;
-    p.lr = 0.05;
-    ty_torch_model_t *m = must_new (&p);
     enum { N = 32 };
-    int64_t u[N], it[N];
-    float t[N];
-    uint64_t rng = 9;
-    for (int i = 0; i < N; i++) {
-        u[i] = (int64_t) ty_negsample_below (&rng, 30);
-        it[i] = (int64_t) ty_negsample_below (&rng, 40);
-        t[i] = (float) (i % 2);
-    }
-    ty_torch_batch_t b = {0};
-    b.n = N;
-    b.users = u;
-    b.items = it;
-    b.targets = t;
-    for (int s = 0; s < 3; s++)
-        assert_int_equal (ty_torch_train_step (m, &b, NULL), TY_OK);
+    static const ty_pfix_ncf_t shape = {30, 40, 6, 5, {8, 4}, N, 3};
+    ty_pfix_pairs_t pr;
+    ty_torch_model_t *m = ty_pfix_ncf (&shape, &pr);
+    int64_t *u = pr.users, *it = pr.items;
     /* Every corner of both id ranges plus the training pairs. */
     u[0] = 0, it[0] = 0, u[1] = 29, it[1] = 39;
     float want[N];
-    assert_int_equal (ty_torch_predict (m, &b, want, N), TY_OK);
+    assert_int_equal (ty_torch_predict (m, &pr.b, want, N), TY_OK);
     char path[512];
-    s_path (path, sizeof path, "ncf.onnx");
+    ty_pfix_path (path, sizeof path, "ncf.onnx");
     must_export (m, NULL, 0, path);
     s_check_file (path, "ncf", NULL);
     s_case_t c;
@@ -454,88 +350,20 @@ test_onnx_ncf_matches_libtorch (void **state)
 
 /* ==== a model version directory =========================================== */
 
-/* A text dataset in LMDB, the featurizer fitted and saved as the train job
- * does (feat.json + vocab.txt), the model as model.pt; *dir_out is the
- * version directory, *m the model, *val the encoded val split. */
-static void
-s_make_version (char *dir_out, size_t len, ty_torch_model_t **m_p, ty_batch_feat_t **feat_p,
-                ty_batch_set_t **val_p, ty_dataset_t **ds_p)
-{
-    static const char *const words[3][4] = {{"alpha", "Beta", "gamma!", "délta"},
-                                            {"one", "TWO", "three", "fóur"},
-                                            {"red", "green", "Blue", "yellow,"}};
-    static char *const names[3] = {"greek", "numbers", "colours"};
-    ty_dataset_writer_t *w = NULL;
-    assert_int_equal (ty_dataset_writer_new (s_dir, "texts", NULL, &w), TY_OK);
-    uint64_t rng = 5;
-    for (int i = 0; i < 40; i++) {
-        int c = i % 3;
-        char text[256] = "";
-        for (int k = 0; k < 4; k++) {
-            strcat (text, words[c][ty_negsample_below (&rng, 4)]);
-            strcat (text, " ");
-        }
-        Ty__Sample smp = TY__SAMPLE__INIT;
-        char *labels[1] = {names[c]};
-        smp.text = text;
-        smp.labels = labels;
-        smp.n_labels = 1;
-        assert_int_equal (ty_dataset_writer_add (w, i < 30 ? TY_SPLIT_TRAIN : TY_SPLIT_VAL, &smp),
-                          TY_OK);
-    }
-    Ty__DatasetMeta meta = TY__DATASET_META__INIT;
-    meta.kind = (char *) "text";
-    meta.labels = (char **) names;
-    meta.n_labels = 3;
-    assert_int_equal (ty_dataset_writer_commit (&w, &meta, NULL, NULL), TY_OK);
-    assert_int_equal (ty_dataset_open (s_dir, "texts", ds_p), TY_OK);
-    ty_batch_opts_t opts;
-    ty_batch_opts_init (&opts, TY_TORCH_TEXTCLF);
-    opts.tok.lower = true;
-    opts.tok.word_ngrams = 2;
-    opts.tok.bucket = 500;
-    char err[ERRLEN] = "";
-    ty_batch_set_t *train = NULL;
-    if (ty_batch_feat_fit (&opts, *ds_p, feat_p, err, sizeof err) != TY_OK)
-        fail_msg ("fit: %s", err);
-    if (ty_batch_set_new (*feat_p, *ds_p, TY_SPLIT_TRAIN, 0, &train, err, sizeof err) != TY_OK
-        || ty_batch_set_new (*feat_p, *ds_p, TY_SPLIT_VAL, 0, val_p, err, sizeof err) != TY_OK)
-        fail_msg ("set: %s", err);
-    ty_torch_params_t p;
-    ty_torch_params_init (&p, TY_TORCH_TEXTCLF);
-    assert_int_equal (ty_batch_feat_model_params (*feat_p, &p), TY_OK);
-    p.textclf.dim = 8;
-    p.lr = 0.5;
-    *m_p = must_new (&p);
-    uint64_t idx[30];
-    for (uint64_t i = 0; i < 30; i++)
-        idx[i] = i;
-    ty_torch_batch_t b;
-    assert_int_equal (ty_batch_set_gather (train, idx, 30, NULL, &b), TY_OK);
-    for (int s = 0; s < 5; s++)
-        assert_int_equal (ty_torch_train_step (*m_p, &b, NULL), TY_OK);
-    ty_batch_set_destroy (&train);
-
-    snprintf (dir_out, len, "%s/version", s_dir);
-    assert_int_equal (mkdir (dir_out, 0755), 0);
-    assert_int_equal (ty_batch_feat_save (*feat_p, dir_out), TY_OK);
-    char path[600];
-    snprintf (path, sizeof path, "%s/%s", dir_out, TY_MODELDIR_WEIGHTS);
-    assert_int_equal (ty_torch_save (*m_p, path), TY_OK);
-}
-
 static void
 test_onnx_export_dir (void **state)
 {
     (void) state;
-    char dir[512], out[600], err[ERRLEN];
-    ty_torch_model_t *m = NULL;
-    ty_batch_feat_t *feat = NULL;
-    ty_batch_set_t *val = NULL;
-    ty_dataset_t *ds = NULL;
-    s_make_version (dir, sizeof dir, &m, &feat, &val, &ds);
-    snprintf (out, sizeof out, "%s/%s", dir, TY_ONNX_FILE);
-    if (ty_onnx_export_dir (dir, out, err, sizeof err) != TY_OK)
+    char out[600], err[ERRLEN];
+    /* 40 texts of 4 words, 30 train; no char n-grams, 500 buckets. */
+    static const ty_pfix_version_opts_t vo = {40, 30, 4, false, 0, 0, 500};
+    ty_pfix_version_t ver;
+    ty_pfix_version (&vo, &ver);
+    ty_torch_model_t *m = ver.m;
+    ty_batch_feat_t *feat = ver.feat;
+    ty_batch_set_t *val = ver.val;
+    snprintf (out, sizeof out, "%s/%s", ver.dir, TY_ONNX_FILE);
+    if (ty_onnx_export_dir (ver.dir, out, err, sizeof err) != TY_OK)
         fail_msg ("export: %s", err);
 
     /* The label names are feat.json's, in output order. */
@@ -577,11 +405,7 @@ test_onnx_export_dir (void **state)
     s_case_floats (&c, true, TY_ONNX_OUT_PROBS, 2, out_dims, want);
     s_case_run (&c);
     free (padded);
-
-    ty_torch_destroy (&m);
-    ty_batch_set_destroy (&val);
-    ty_batch_feat_destroy (&feat);
-    ty_dataset_destroy (&ds);
+    ty_pfix_version_free (&ver);
 }
 
 /* ==== bad input (needs no tool) ============================================ */
@@ -605,7 +429,7 @@ test_onnx_bad_dir_refused (void **state)
 {
     (void) state;
     char dir[512], out[600], path[600];
-    snprintf (dir, sizeof dir, "%s/bad", s_dir);
+    snprintf (dir, sizeof dir, "%s/bad", ty_pfix_dir ());
     assert_int_equal (mkdir (dir, 0755), 0);
     snprintf (out, sizeof out, "%s/%s", dir, TY_ONNX_FILE);
 
@@ -624,7 +448,7 @@ test_onnx_bad_dir_refused (void **state)
     ty_torch_params_init (&p, TY_TORCH_MLP);
     p.mlp.input_dim = 4;
     p.mlp.noutputs = 2;
-    ty_torch_model_t *m = must_new (&p);
+    ty_torch_model_t *m = ty_pfix_new (&p);
     assert_int_equal (ty_torch_save (m, path), TY_OK);
     struct stat st;
     assert_int_equal (stat (path, &st), 0);
@@ -637,13 +461,13 @@ test_onnx_bad_dir_refused (void **state)
 
     /* A live model to a directory that does not exist: errno, no file. */
     char err[ERRLEN] = "";
-    snprintf (out, sizeof out, "%s/no/such/dir/model.onnx", s_dir);
+    snprintf (out, sizeof out, "%s/no/such/dir/model.onnx", ty_pfix_dir ());
     assert_int_equal (ty_onnx_write (m, NULL, 0, NULL, out, err, sizeof err), ENOENT);
     assert_true (err[0] != '\0');
     assert_false (s_exists (out));
     /* Labels that do not match the outputs. */
     static const char *const one[1] = {"lonely"};
-    snprintf (out, sizeof out, "%s/labels.onnx", s_dir);
+    snprintf (out, sizeof out, "%s/labels.onnx", ty_pfix_dir ());
     assert_int_equal (ty_onnx_write (m, one, 1, NULL, out, err, sizeof err), TY_EINVAL);
     assert_false (s_exists (out));
     assert_int_equal (ty_onnx_write (NULL, NULL, 0, NULL, out, err, sizeof err), TY_EINVAL);
@@ -673,7 +497,7 @@ main (void)
     s_node = getenv ("TY_ONNX_NODE") ? getenv ("TY_ONNX_NODE") : "/usr/bin/node";
     s_scripts = getenv ("TY_ONNX_SCRIPTS") ? getenv ("TY_ONNX_SCRIPTS") : "tests/onnx";
     const struct CMUnitTest plain[] = {
-        cmocka_unit_test_setup_teardown (test_onnx_bad_dir_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_onnx_bad_dir_refused, s_setup, ty_pfix_teardown),
     };
     int failed = cmocka_run_group_tests_name ("onnx_plain", plain, NULL, NULL);
     const char *missing = s_tools_missing ();
@@ -709,7 +533,7 @@ main (void)
         cmocka_unit_test (test_onnx_ncf_matches_libtorch),
         cmocka_unit_test (test_onnx_export_dir),
     };
-    failed += cmocka_run_group_tests_name ("onnx", tests, s_setup, s_teardown);
+    failed += cmocka_run_group_tests_name ("onnx", tests, s_setup, ty_pfix_teardown);
     if (failed)
         return 1;
     return s_runtime ? 0 : SKIP_STATUS;

@@ -32,6 +32,7 @@
 #include "ty_modeldir.h"
 #include "ty_negsample.h"
 #include "ty_portable.h"
+#include "ty_portable_fixture.h"
 #include "ty_tokenize.h"
 #include "ty_torch.h"
 
@@ -39,61 +40,12 @@
 #define TOL      1e-5
 #define MAXW     16          /* widest output of the test models */
 
-/* /dev/shm when there is one: the corrupt-file tests write a few thousand
- * small files, which costs seconds on an overlay /tmp. */
-static char s_dir[64];
-
+/* In /dev/shm when there is one (ty_pfix_dir_new). */
 static int
 s_setup (void **state)
 {
     (void) state;
-    snprintf (s_dir, sizeof s_dir, "%s/ty_portable_XXXXXX",
-              access ("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-    if (!mkdtemp (s_dir))
-        return -1;
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    (void) state;
-    char cmd[256];
-    snprintf (cmd, sizeof cmd, "rm -rf %s", s_dir);
-    return system (cmd) == 0 ? 0 : -1;
-}
-
-static void
-s_path (char *buf, size_t len, const char *name)
-{
-    snprintf (buf, len, "%s/%s", s_dir, name);
-}
-
-static float
-s_unif (uint64_t *rng)
-{
-    return (float) ((double) (ty_negsample_rand (rng) >> 11) / 9007199254740992.0);
-}
-
-static ty_torch_model_t *
-must_new (const ty_torch_params_t *p)
-{
-    char err[ERRLEN];
-    ty_torch_model_t *m = NULL;
-    if (ty_torch_new (p, &m, err, sizeof err) != TY_OK)
-        fail_msg ("ty_torch_new: %s", err);
-    return m;
-}
-
-static ty_infer_model_t *
-must_open (const char *path)
-{
-    char err[ERRLEN];
-    ty_infer_model_t *m = NULL;
-    int rc = ty_infer_open (path, &m, err, sizeof err);
-    if (rc != TY_INFER_OK)
-        fail_msg ("ty_infer_open %s: %s", path, err);
-    return m;
+    return ty_pfix_dir_new ("ty_portable");
 }
 
 static void
@@ -165,7 +117,7 @@ s_textclf (const ty_vocab_t *v, int64_t nlabels, bool multilabel, int64_t dim)
     p.textclf.nlabels = nlabels;
     p.textclf.multilabel = multilabel;
     p.lr = 0.5;
-    ty_torch_model_t *m = must_new (&p);
+    ty_torch_model_t *m = ty_pfix_new (&p);
     ty_idbuf_t ids;
     ty_idbuf_init (&ids);
     int64_t offs[NTRAIN], labels[NTRAIN];
@@ -253,7 +205,7 @@ test_portable_textclf_matches_libtorch (void **state)
     const char *labels[] = {"ham", "spam", "work"};
     ty_torch_model_t *m = s_textclf (v, 3, false, 16);
     char path[512];
-    s_path (path, sizeof path, "textclf.tym");
+    ty_pfix_path (path, sizeof path, "textclf.tym");
     ty_portable_meta_t meta = {v, labels, 3};
     must_write (m, &meta, path);
     assert_int_not_equal (access (path, F_OK), -1);
@@ -261,7 +213,7 @@ test_portable_textclf_matches_libtorch (void **state)
     snprintf (tmp, sizeof tmp, "%s.tmp", path);
     assert_int_equal (access (tmp, F_OK), -1);   /* renamed, no temp left */
 
-    ty_infer_model_t *im = must_open (path);
+    ty_infer_model_t *im = ty_pfix_open (path);
     assert_int_equal (ty_infer_kind (im), TY_INFER_TEXTCLF);
     assert_int_equal (ty_infer_nlabels (im), 3);
     assert_string_equal (ty_infer_label (im, 1), "spam");
@@ -304,10 +256,10 @@ test_portable_textclf_multilabel (void **state)
     ty_vocab_t *v = s_vocab (&o);
     ty_torch_model_t *m = s_textclf (v, 4, true, 8);
     char path[512];
-    s_path (path, sizeof path, "multi.tym");
+    ty_pfix_path (path, sizeof path, "multi.tym");
     ty_portable_meta_t meta = {v, NULL, 0};
     must_write (m, &meta, path);
-    ty_infer_model_t *im = must_open (path);
+    ty_infer_model_t *im = ty_pfix_open (path);
     assert_int_equal (ty_infer_output_type (im), 1);
     assert_int_equal (ty_infer_nlabels (im), 0);
     s_check_ids (v, im);
@@ -340,10 +292,10 @@ test_portable_tokenizer_ids_all_options (void **state)
                         ty_vocab_t *v = s_vocab (&o);
                         ty_torch_model_t *m = s_textclf (v, 2, false, 2);
                         char path[512];
-                        s_path (path, sizeof path, "tok.tym");
+                        ty_pfix_path (path, sizeof path, "tok.tym");
                         ty_portable_meta_t meta = {v, NULL, 0};
                         must_write (m, &meta, path);
-                        ty_infer_model_t *im = must_open (path);
+                        ty_infer_model_t *im = ty_pfix_open (path);
                         s_check_ids (v, im);
                         ty_infer_close (&im);
                         ty_torch_destroy (&m);
@@ -361,10 +313,10 @@ test_portable_tokenizer_ids_all_options (void **state)
     ty_vocab_t *v = s_vocab (&o);
     ty_torch_model_t *m = s_textclf (v, 2, false, 2);
     char path[512];
-    s_path (path, sizeof path, "long.tym");
+    ty_pfix_path (path, sizeof path, "long.tym");
     ty_portable_meta_t meta = {v, NULL, 0};
     must_write (m, &meta, path);
-    ty_infer_model_t *im = must_open (path);
+    ty_infer_model_t *im = ty_pfix_open (path);
     size_t len = 3000;
     char *big = malloc (len + 1);
     assert_non_null (big);
@@ -394,14 +346,14 @@ static void
 s_check_features (ty_torch_model_t *m, const char *path, size_t in, size_t nsamples,
                   uint64_t seed)
 {
-    ty_infer_model_t *im = must_open (path);
+    ty_infer_model_t *im = ty_pfix_open (path);
     assert_int_equal (ty_infer_input_width (im), in);
     size_t w = (size_t) ty_torch_output_width (m);
     uint64_t rng = seed;
     float *x = malloc (in * sizeof *x);
     for (size_t s = 0; s < nsamples; s++) {
         for (size_t i = 0; i < in; i++)
-            x[i] = 4 * s_unif (&rng) - 2;
+            x[i] = 4 * ty_pfix_unif (&rng) - 2;
         ty_torch_batch_t b = {0};
         b.n = 1;
         b.x = x;
@@ -418,56 +370,20 @@ s_check_features (ty_torch_model_t *m, const char *path, size_t in, size_t nsamp
     ty_infer_close (&im);
 }
 
-/* A few Adam steps on random data so no weight is at its init. */
-static void
-s_train_dense (ty_torch_model_t *m, size_t in, int64_t classes, bool regression)
-{
-    enum { N = 16 };
-    uint64_t rng = 7;
-    float *x = malloc (N * in * sizeof *x);
-    float t[N * MAXW];
-    int64_t y[N];
-    for (size_t i = 0; i < N * in; i++)
-        x[i] = s_unif (&rng);
-    for (size_t i = 0; i < N; i++) {
-        y[i] = (int64_t) i % classes;
-        for (int64_t k = 0; k < classes; k++)
-            t[i * (size_t) classes + (size_t) k] = s_unif (&rng);
-    }
-    ty_torch_batch_t b = {0};
-    b.n = N;
-    b.x = x;
-    b.labels = regression ? NULL : y;
-    b.targets = regression ? t : NULL;
-    for (int s = 0; s < 3; s++)
-        assert_int_equal (ty_torch_train_step (m, &b, NULL), TY_OK);
-    free (x);
-}
-
 static void
 test_portable_mlp_matches_libtorch (void **state)
 {
     (void) state;
     for (int regression = 0; regression <= 1; regression++) {
-        ty_torch_params_t p;
-        ty_torch_params_init (&p, TY_TORCH_MLP);
-        p.mlp.input_dim = 12;
-        p.mlp.nhidden = 2;
-        p.mlp.hidden[0] = 20;
-        p.mlp.hidden[1] = 9;
-        p.mlp.dropout = 0.3;   /* off in eval mode: the runtime has none */
-        p.mlp.regression = regression;
-        p.mlp.noutputs = regression ? 2 : 4;
-        p.lr = 0.05;
-        ty_torch_model_t *m = must_new (&p);
-        s_train_dense (m, 12, p.mlp.noutputs, regression);
+        /* 12 inputs; dropout, off in eval mode: the runtime has none. */
+        ty_torch_model_t *m = ty_pfix_mlp (regression);
         char path[512];
-        s_path (path, sizeof path, "mlp.tym");
+        ty_pfix_path (path, sizeof path, "mlp.tym");
         const char *labels[] = {"a", "b", "c", "d"};
         ty_portable_meta_t meta = {NULL, regression ? NULL : labels, regression ? 0 : 4};
         must_write (m, &meta, path);
         s_check_features (m, path, 12, 50, 11);
-        ty_infer_model_t *im = must_open (path);
+        ty_infer_model_t *im = ty_pfix_open (path);
         assert_int_equal (ty_infer_output_type (im), regression ? -1 : 0);
         ty_infer_close (&im);
         ty_torch_destroy (&m);
@@ -479,27 +395,17 @@ test_portable_cnn_matches_libtorch (void **state)
 {
     (void) state;
     for (int separable = 0; separable <= 1; separable++) {
-        ty_torch_params_t p;
-        ty_torch_params_init (&p, TY_TORCH_CNN);
-        p.cnn.height = 11;    /* odd: pooling floors */
-        p.cnn.width = 9;
-        p.cnn.channels = 3;
-        p.cnn.depth = 3;
-        p.cnn.filters = 4;
-        p.cnn.separable = separable;
-        p.cnn.nclasses = 3;
-        p.lr = 0.01;
-        ty_torch_model_t *m = must_new (&p);
+        /* 11 x 9 x 3 (odd: pooling floors), depth 3, no dropout. */
+        ty_torch_model_t *m = ty_pfix_cnn (separable, 3, 0);
         size_t in = 11 * 9 * 3;
-        s_train_dense (m, in, 3, false);
         char path[512];
-        s_path (path, sizeof path, "cnn.tym");
+        ty_pfix_path (path, sizeof path, "cnn.tym");
         must_write (m, NULL, path);
         s_check_features (m, path, in, 10, 5);
 
         /* Bytes (HWC) in the runtime = the same image as CHW /255 floats in
          * libtorch, the way ty_batch feeds training. */
-        ty_infer_model_t *im = must_open (path);
+        ty_infer_model_t *im = ty_pfix_open (path);
         uint64_t rng = 3;
         uint8_t px[11 * 9 * 3];
         float x[11 * 9 * 3];
@@ -529,37 +435,13 @@ static void
 test_portable_ncf_matches_libtorch (void **state)
 {
     (void) state;
-    ty_torch_params_t p;
-    ty_torch_params_init (&p, TY_TORCH_NCF);
-    p.ncf.nusers = 30;
-    p.ncf.nitems = 40;
-    p.ncf.gmf_dim = 6;
-    p.ncf.mlp_dim = 5;
-    p.ncf.nlayers = 2;
-    p.ncf.layers[0] = 8;
-    p.ncf.layers[1] = 4;
-    p.lr = 0.05;
-    ty_torch_model_t *m = must_new (&p);
-    enum { N = 32 };
-    int64_t u[N], it[N];
-    float t[N];
-    uint64_t rng = 9;
-    for (int i = 0; i < N; i++) {
-        u[i] = (int64_t) ty_negsample_below (&rng, 30);
-        it[i] = (int64_t) ty_negsample_below (&rng, 40);
-        t[i] = (float) (i % 2);
-    }
-    ty_torch_batch_t b = {0};
-    b.n = N;
-    b.users = u;
-    b.items = it;
-    b.targets = t;
-    for (int s = 0; s < 3; s++)
-        assert_int_equal (ty_torch_train_step (m, &b, NULL), TY_OK);
+    static const ty_pfix_ncf_t shape = {30, 40, 6, 5, {8, 4}, 32, 3};
+    ty_pfix_pairs_t pr;
+    ty_torch_model_t *m = ty_pfix_ncf (&shape, &pr);
     char path[512];
-    s_path (path, sizeof path, "ncf.tym");
+    ty_pfix_path (path, sizeof path, "ncf.tym");
     must_write (m, NULL, path);
-    ty_infer_model_t *im = must_open (path);
+    ty_infer_model_t *im = ty_pfix_open (path);
     int64_t nu, ni;
     ty_infer_pair_range (im, &nu, &ni);
     assert_true (nu == 30 && ni == 40);
@@ -616,7 +498,7 @@ test_portable_export_tensors (void **state)
     ty_torch_params_init (&p, TY_TORCH_MLP);
     p.mlp.input_dim = 3;
     p.mlp.hidden[0] = 5;
-    ty_torch_model_t *m = must_new (&p);
+    ty_torch_model_t *m = ty_pfix_new (&p);
     uint64_t before = ty_torch_weights_digest (m);
     s_count_t c = {0, 0, 0, 0};
     assert_int_equal (ty_torch_export_tensors (m, s_count_fn, &c), TY_OK);
@@ -643,74 +525,22 @@ static void
 test_portable_convert_dir (void **state)
 {
     (void) state;
-    static const char *const words[3][4] = {{"alpha", "Beta", "gamma!", "délta"},
-                                            {"one", "TWO", "three", "fóur"},
-                                            {"red", "green", "Blue", "yellow,"}};
-    static char *const names[3] = {"greek", "numbers", "colours"};
-    ty_dataset_writer_t *w = NULL;
-    assert_int_equal (ty_dataset_writer_new (s_dir, "texts", NULL, &w), TY_OK);
-    uint64_t rng = 5;
-    for (int i = 0; i < 60; i++) {
-        int c = i % 3;
-        char text[256] = "";
-        for (int k = 0; k < 5; k++) {
-            strcat (text, words[c][ty_negsample_below (&rng, 4)]);
-            strcat (text, k == 2 ? " noise " : " ");
-        }
-        Ty__Sample smp = TY__SAMPLE__INIT;
-        char *labels[1] = {names[c]};
-        smp.text = text;
-        smp.labels = labels;
-        smp.n_labels = 1;
-        assert_int_equal (ty_dataset_writer_add (w, i < 45 ? TY_SPLIT_TRAIN : TY_SPLIT_VAL, &smp),
-                          TY_OK);
-    }
-    Ty__DatasetMeta meta = TY__DATASET_META__INIT;
-    meta.kind = (char *) "text";
-    meta.labels = (char **) names;
-    meta.n_labels = 3;
-    assert_int_equal (ty_dataset_writer_commit (&w, &meta, NULL, NULL), TY_OK);
-    ty_dataset_t *ds = NULL;
-    assert_int_equal (ty_dataset_open (s_dir, "texts", &ds), TY_OK);
-    ty_batch_opts_t opts;
-    ty_batch_opts_init (&opts, TY_TORCH_TEXTCLF);
-    opts.tok.lower = true;
-    opts.tok.word_ngrams = 2;
-    opts.tok.minn = 3;
-    opts.tok.maxn = 5;
-    opts.tok.bucket = 2000;
-    char err[ERRLEN] = "";
-    ty_batch_feat_t *feat = NULL;
-    ty_batch_set_t *train = NULL, *val = NULL;
-    if (ty_batch_feat_fit (&opts, ds, &feat, err, sizeof err) != TY_OK)
-        fail_msg ("fit: %s", err);
-    if (ty_batch_set_new (feat, ds, TY_SPLIT_TRAIN, 0, &train, err, sizeof err) != TY_OK
-        || ty_batch_set_new (feat, ds, TY_SPLIT_VAL, 0, &val, err, sizeof err) != TY_OK)
-        fail_msg ("set: %s", err);
-    ty_torch_params_t p;
-    ty_torch_params_init (&p, TY_TORCH_TEXTCLF);
-    assert_int_equal (ty_batch_feat_model_params (feat, &p), TY_OK);
-    p.textclf.dim = 8;
-    p.lr = 0.5;
-    ty_torch_model_t *m = must_new (&p);
-    uint64_t idx[45];
-    for (uint64_t i = 0; i < 45; i++)
-        idx[i] = i;
+    /* 60 texts of 5 words and a noise word, 45 train; char 3- to 5-grams
+     * in 2000 buckets. */
+    static const ty_pfix_version_opts_t vo = {60, 45, 5, true, 3, 5, 2000};
+    ty_pfix_version_t ver;
+    ty_pfix_version (&vo, &ver);
+    ty_torch_model_t *m = ver.m;
+    ty_batch_feat_t *feat = ver.feat;
+    ty_batch_set_t *val = ver.val;
+    ty_dataset_t *ds = ver.ds;
+    const char *dir = ver.dir;
+    char err[ERRLEN] = "", path[600];
     ty_torch_batch_t b;
-    assert_int_equal (ty_batch_set_gather (train, idx, 45, NULL, &b), TY_OK);
-    for (int s = 0; s < 5; s++)
-        assert_int_equal (ty_torch_train_step (m, &b, NULL), TY_OK);
-
-    char dir[512], path[600];
-    snprintf (dir, sizeof dir, "%s/version", s_dir);
-    assert_int_equal (mkdir (dir, 0755), 0);
-    assert_int_equal (ty_batch_feat_save (feat, dir), TY_OK);
-    snprintf (path, sizeof path, "%s/%s", dir, TY_MODELDIR_WEIGHTS);
-    assert_int_equal (ty_torch_save (m, path), TY_OK);
     if (ty_portable_convert_dir (dir, err, sizeof err) != TY_OK)
         fail_msg ("convert: %s", err);
     snprintf (path, sizeof path, "%s/%s", dir, TY_PORTABLE_FILE);
-    ty_infer_model_t *im = must_open (path);
+    ty_infer_model_t *im = ty_pfix_open (path);
     assert_int_equal (ty_infer_nlabels (im), 3);
     for (size_t i = 0; i < 3; i++)
         assert_string_equal (ty_infer_label (im, i), ty_batch_feat_label (feat, (int64_t) i));
@@ -747,8 +577,8 @@ test_portable_convert_dir (void **state)
     strcat (qpath, ".tmp");
     assert_int_not_equal (access (qpath, F_OK), 0);
     qpath[strlen (qpath) - 4] = '\0';
-    im = must_open (path);
-    ty_infer_model_t *qm = must_open (qpath);
+    im = ty_pfix_open (path);
+    ty_infer_model_t *qm = ty_pfix_open (qpath);
     assert_true (ty_infer_weight_bytes (qm) < ty_infer_weight_bytes (im) / 2);
     const char *probe = "alpha beta noise gamma";
     float pf[MAXW], pq[MAXW];
@@ -764,12 +594,7 @@ test_portable_convert_dir (void **state)
     assert_int_equal (unlink (path), 0);
     assert_int_not_equal (ty_portable_convert_dir (dir, err, sizeof err), TY_OK);
     assert_true (err[0] != '\0');
-
-    ty_torch_destroy (&m);
-    ty_batch_set_destroy (&train);
-    ty_batch_set_destroy (&val);
-    ty_batch_feat_destroy (&feat);
-    ty_dataset_destroy (&ds);
+    ty_pfix_version_free (&ver);
 }
 
 /* ==== corrupt files ========================================================== */
@@ -804,7 +629,7 @@ static int
 s_try (const unsigned char *buf, size_t len)
 {
     char path[512], err[ERRLEN];
-    s_path (path, sizeof path, "bad.tym");
+    ty_pfix_path (path, sizeof path, "bad.tym");
     s_write (path, buf, len);
     ty_infer_model_t *m = NULL;
     err[0] = '\0';
@@ -874,7 +699,7 @@ test_portable_corrupt_files_refused (void **state)
     const char *labels[] = {"x", "y", "z"};
     ty_portable_meta_t meta = {v, labels, 3};
     char path[512];
-    s_path (path, sizeof path, "good.tym");
+    ty_pfix_path (path, sizeof path, "good.tym");
     must_write (m, &meta, path);
     size_t len;
     unsigned char *good = s_read (path, &len);
@@ -979,7 +804,7 @@ test_portable_corrupt_files_refused (void **state)
     ty_infer_model_t *im = NULL;
     char err[ERRLEN];
     assert_int_equal (ty_infer_open ("/nonexistent/x.tym", &im, err, sizeof err), ENOENT);
-    assert_int_equal (ty_infer_open (s_dir, &im, err, sizeof err), TY_INFER_EPROTO);
+    assert_int_equal (ty_infer_open (ty_pfix_dir (), &im, err, sizeof err), TY_INFER_EPROTO);
     assert_null (im);
     free (buf);
     free (good);
@@ -1015,5 +840,5 @@ main (void)
         cmocka_unit_test (test_portable_convert_dir),
         cmocka_unit_test (test_portable_corrupt_files_refused),
     };
-    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+    return cmocka_run_group_tests (tests, s_setup, ty_pfix_teardown);
 }

@@ -31,6 +31,7 @@
 #include "ty_infer.h"
 #include "ty_negsample.h"
 #include "ty_portable.h"
+#include "ty_portable_fixture.h"
 #include "ty_quantize.h"
 #include "ty_tokenize.h"
 #include "ty_torch.h"
@@ -45,36 +46,11 @@
 #define TOL_F16 2e-3
 #define TOL_I8  5e-2
 
-static char s_dir[64];
-
 static int
 s_setup (void **state)
 {
     (void) state;
-    snprintf (s_dir, sizeof s_dir, "%s/ty_pquant_XXXXXX",
-              access ("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-    return mkdtemp (s_dir) ? 0 : -1;
-}
-
-static int
-s_teardown (void **state)
-{
-    (void) state;
-    char cmd[128];
-    snprintf (cmd, sizeof cmd, "rm -rf %s", s_dir);
-    return system (cmd) == 0 ? 0 : -1;
-}
-
-static void
-s_path (char *buf, size_t len, const char *name)
-{
-    snprintf (buf, len, "%s/%s", s_dir, name);
-}
-
-static float
-s_unif (uint64_t *rng)
-{
-    return (float) ((double) (ty_negsample_rand (rng) >> 11) / 9007199254740992.0);
+    return ty_pfix_dir_new ("ty_pquant");
 }
 
 static long
@@ -85,16 +61,6 @@ s_size (const char *path)
     return (long) st.st_size;
 }
 
-static ty_infer_model_t *
-must_open (const char *path)
-{
-    char err[ERRLEN];
-    ty_infer_model_t *m = NULL;
-    if (ty_infer_open (path, &m, err, sizeof err) != TY_INFER_OK)
-        fail_msg ("ty_infer_open %s: %s", path, err);
-    return m;
-}
-
 static void
 must_write (ty_torch_model_t *model, const ty_portable_meta_t *meta, int dtype,
             uint64_t max_rows, const char *path)
@@ -103,16 +69,6 @@ must_write (ty_torch_model_t *model, const ty_portable_meta_t *meta, int dtype,
     ty_portable_opts_t o = {(ty_portable_dtype_t) dtype, max_rows, NULL, 0};
     if (ty_portable_write_opts (model, meta, &o, path, err, sizeof err) != TY_OK)
         fail_msg ("ty_portable_write_opts: %s", err);
-}
-
-static ty_torch_model_t *
-must_new (const ty_torch_params_t *p)
-{
-    char err[ERRLEN];
-    ty_torch_model_t *m = NULL;
-    if (ty_torch_new (p, &m, err, sizeof err) != TY_OK)
-        fail_msg ("ty_torch_new: %s", err);
-    return m;
 }
 
 /* ==== number formats ======================================================== */
@@ -157,7 +113,7 @@ test_portable_quant_i8_rows (void **state)
     int8_t q[R * C];
     uint64_t rng = 3;
     for (int i = 0; i < R * C; i++)
-        w[i] = (s_unif (&rng) - 0.5f) * (float) (1 + i / C);   /* rows of growing range */
+        w[i] = (ty_pfix_unif (&rng) - 0.5f) * (float) (1 + i / C);   /* rows of growing range */
     for (int i = 0; i < C; i++)
         w[2 * C + i] = 0;   /* a row of zeros */
     double worst = ty_quantize_i8_rows (w, R, C, q, sc);
@@ -204,13 +160,13 @@ s_write3 (ty_torch_model_t *m, const char *name, char paths[3][512])
     for (int k = 0; k < 3; k++) {
         char f[64];
         snprintf (f, sizeof f, "%s-%d.tym", name, k);
-        s_path (paths[k], sizeof paths[k], f);
+        ty_pfix_path (paths[k], sizeof paths[k], f);
         must_write (m, NULL, dts[k], 0, paths[k]);
     }
     /* Weights shrink: FP16 about half, INT8 less again. */
     ty_infer_model_t *im[3];
     for (int k = 0; k < 3; k++)
-        im[k] = must_open (paths[k]);
+        im[k] = ty_pfix_open (paths[k]);
     uint64_t w32 = ty_infer_weight_bytes (im[0]), w16 = ty_infer_weight_bytes (im[1]);
     uint64_t w8 = ty_infer_weight_bytes (im[2]);
     if (!(w16 < w32 * 6 / 10 && w8 < w16))
@@ -221,41 +177,16 @@ s_write3 (ty_torch_model_t *m, const char *name, char paths[3][512])
 }
 
 static void
-s_train_dense (ty_torch_model_t *m, size_t in, int64_t classes, bool regression)
-{
-    enum { N = 32 };
-    uint64_t rng = 7;
-    float *x = malloc (N * in * sizeof *x);
-    float t[N * MAXW];
-    int64_t y[N];
-    for (size_t i = 0; i < N * in; i++)
-        x[i] = s_unif (&rng);
-    for (size_t i = 0; i < N; i++) {
-        y[i] = (int64_t) i % classes;
-        for (int64_t k = 0; k < classes; k++)
-            t[i * (size_t) classes + (size_t) k] = s_unif (&rng);
-    }
-    ty_torch_batch_t b = {0};
-    b.n = N;
-    b.x = x;
-    b.labels = regression ? NULL : y;
-    b.targets = regression ? t : NULL;
-    for (int s = 0; s < 5; s++)
-        assert_int_equal (ty_torch_train_step (m, &b, NULL), TY_OK);
-    free (x);
-}
-
-static void
 s_check_features (char paths[3][512], size_t in, size_t w, uint64_t seed)
 {
     ty_infer_model_t *im[3];
     for (int k = 0; k < 3; k++)
-        im[k] = must_open (paths[k]);
+        im[k] = ty_pfix_open (paths[k]);
     uint64_t rng = seed;
     float *x = malloc (in * sizeof *x);
     for (int s = 0; s < 30; s++) {
         for (size_t i = 0; i < in; i++)
-            x[i] = 2 * s_unif (&rng) - 1;
+            x[i] = 2 * ty_pfix_unif (&rng) - 1;
         float out[3][MAXW];
         for (int k = 0; k < 3; k++)
             assert_int_equal (ty_infer_predict_features (im[k], x, in, out[k], MAXW),
@@ -285,8 +216,8 @@ test_portable_quant_mlp_cnn_ncf (void **state)
         p.mlp.regression = regression;
         p.mlp.noutputs = 4;
         p.lr = 0.05;
-        ty_torch_model_t *m = must_new (&p);
-        s_train_dense (m, 24, 4, regression);
+        ty_torch_model_t *m = ty_pfix_new (&p);
+        ty_pfix_train_dense (m, 24, 4, regression, 32, 5);
         s_write3 (m, regression ? "mlpr" : "mlp", paths);
         s_check_features (paths, 24, 4, 11);
         ty_torch_destroy (&m);
@@ -304,12 +235,12 @@ test_portable_quant_mlp_cnn_ncf (void **state)
         p.cnn.separable = separable;
         p.cnn.nclasses = 3;
         p.lr = 0.01;
-        ty_torch_model_t *m = must_new (&p);
-        s_train_dense (m, 12 * 10 * 3, 3, false);
+        ty_torch_model_t *m = ty_pfix_new (&p);
+        ty_pfix_train_dense (m, 12 * 10 * 3, 3, false, 32, 5);
         s_write3 (m, separable ? "cnns" : "cnn", paths);
         s_check_features (paths, 12 * 10 * 3, 3, 5);
         /* Bytes in: the same answer as the floats. */
-        ty_infer_model_t *im = must_open (paths[2]);
+        ty_infer_model_t *im = ty_pfix_open (paths[2]);
         uint8_t px[360];
         float x[360], a[MAXW], b[MAXW];
         for (size_t i = 0; i < 360; i++)
@@ -325,37 +256,13 @@ test_portable_quant_mlp_cnn_ncf (void **state)
         ty_torch_destroy (&m);
     }
     /* ncf: embeddings of 50 x 8 .. 60 x 12 rows (INT8 per row). */
-    ty_torch_params_t p;
-    ty_torch_params_init (&p, TY_TORCH_NCF);
-    p.ncf.nusers = 50;
-    p.ncf.nitems = 60;
-    p.ncf.gmf_dim = 8;
-    p.ncf.mlp_dim = 12;
-    p.ncf.nlayers = 2;
-    p.ncf.layers[0] = 24;
-    p.ncf.layers[1] = 8;
-    p.lr = 0.05;
-    ty_torch_model_t *m = must_new (&p);
-    enum { N = 64 };
-    int64_t u[N], it[N];
-    float t[N];
-    uint64_t rng = 9;
-    for (int i = 0; i < N; i++) {
-        u[i] = (int64_t) ty_negsample_below (&rng, 50);
-        it[i] = (int64_t) ty_negsample_below (&rng, 60);
-        t[i] = (float) (i % 2);
-    }
-    ty_torch_batch_t b = {0};
-    b.n = N;
-    b.users = u;
-    b.items = it;
-    b.targets = t;
-    for (int s = 0; s < 5; s++)
-        assert_int_equal (ty_torch_train_step (m, &b, NULL), TY_OK);
+    static const ty_pfix_ncf_t shape = {50, 60, 8, 12, {24, 8}, 64, 5};
+    ty_pfix_pairs_t pr;
+    ty_torch_model_t *m = ty_pfix_ncf (&shape, &pr);
     s_write3 (m, "ncf", paths);
     ty_infer_model_t *im[3];
     for (int k = 0; k < 3; k++)
-        im[k] = must_open (paths[k]);
+        im[k] = ty_pfix_open (paths[k]);
     for (int64_t user = 0; user < 50; user += 3)
         for (int64_t item = 0; item < 60; item += 7) {
             float s[3];
@@ -371,93 +278,15 @@ test_portable_quant_mlp_cnn_ncf (void **state)
 
 /* ==== textclf on real text ================================================== */
 
-typedef struct {
-    char **text;
-    char **labname;
-    int64_t *label;         /* ids once the vocabulary is final */
-    size_t n;
-} s_docs_t;
-
-/* examples/data/fortunes-5.tsv: "label<TAB>text", a header line, the labels
- * in turn. Every fourth line is test (4 is prime to the 5 labels, so the
- * test split has them all), the rest train. */
-static void
-s_read_fortunes (ty_vocab_t *v, s_docs_t *train, s_docs_t *test)
-{
-    FILE *f = fopen (TY_SOURCE_DIR "/examples/data/fortunes-5.tsv", "r");
-    assert_non_null (f);
-    char line[1 << 16];
-    size_t cap = 2048, k = 0;
-    s_docs_t *sets[2] = {train, test};
-    for (int i = 0; i < 2; i++) {
-        sets[i]->text = calloc (cap, sizeof (char *));
-        sets[i]->label = calloc (cap, sizeof (int64_t));
-        sets[i]->labname = calloc (cap, sizeof (char *));
-        sets[i]->n = 0;
-    }
-    assert_non_null (fgets (line, sizeof line, f));   /* the header */
-    while (fgets (line, sizeof line, f)) {
-        line[strcspn (line, "\r\n")] = '\0';
-        char *tab = strchr (line, '\t');
-        if (!tab)
-            continue;
-        *tab = '\0';
-        s_docs_t *d = sets[k++ % 4 == 3];
-        assert_true (d->n < cap);
-        assert_true (ty_vocab_label_require (v, line) >= 0);
-        d->labname[d->n] = strdup (line);
-        d->text[d->n] = strdup (tab + 1);
-        if (d == train)
-            assert_int_equal (ty_vocab_add_text (v, tab + 1, strlen (tab + 1)), TY_OK);
-        d->n++;
-    }
-    fclose (f);
-    assert_true (train->n > 800 && test->n > 250);
-}
-
-static void
-s_docs_free (s_docs_t *d)
-{
-    for (size_t i = 0; i < d->n; i++) {
-        free (d->text[i]);
-        free (d->labname[i]);
-    }
-    free (d->text);
-    free (d->labname);
-    free (d->label);
-}
-
-static size_t
-s_argmax (const float *v, size_t n)
-{
-    size_t b = 0;
-    for (size_t i = 1; i < n; i++)
-        if (v[i] > v[b])
-            b = i;
-    return b;
-}
-
 static void
 test_portable_quant_textclf_fortunes (void **state)
 {
     (void) state;
-    ty_tok_opts_t o;
-    ty_tok_opts_init (&o);
-    o.lower = true;
-    o.punct = TY_TOK_PUNCT_SPLIT;
-    o.word_ngrams = 2;
-    o.bucket = 100000;
-    ty_vocab_t *v = ty_vocab_new (&o);
-    assert_non_null (v);
-    s_docs_t train, test;
-    s_read_fortunes (v, &train, &test);
-    assert_int_equal (ty_vocab_finalize (v), TY_OK);
-    /* Label ids are final only now (the vocabulary may order them). */
-    for (size_t i = 0; i < train.n; i++)
-        train.label[i] = ty_vocab_label_id (v, train.labname[i]);
-    for (size_t i = 0; i < test.n; i++)
-        test.label[i] = ty_vocab_label_id (v, test.labname[i]);
-    int64_t nl = ty_vocab_nlabels (v);
+    /* examples/data/fortunes-5.tsv: a quarter test, the rest train. */
+    ty_vocab_t *v = NULL;
+    ty_pfix_docs_t train, test;
+    int64_t nl = ty_pfix_fortunes (TY_SOURCE_DIR "/examples/data/fortunes-5.tsv", &v, &train,
+                                   &test);
     assert_int_equal (nl, 5);
 
     /* fastText-style: dim 50, SGD with lr 0.5, batches of 8, 5 epochs. */
@@ -470,7 +299,7 @@ test_portable_quant_textclf_fortunes (void **state)
     p.threads = 1;
     enum { EPOCHS = 5, BATCH = 8 };
     p.total_steps = EPOCHS * ((int64_t) train.n + BATCH - 1) / BATCH;
-    ty_torch_model_t *m = must_new (&p);
+    ty_torch_model_t *m = ty_pfix_new (&p);
     ty_idbuf_t ids;
     ty_idbuf_init (&ids);
     for (int e = 0; e < EPOCHS; e++)
@@ -510,9 +339,9 @@ test_portable_quant_textclf_fortunes (void **state)
     for (int k = 0; k < 4; k++) {
         char f[32];
         snprintf (f, sizeof f, "fortunes-%d.tym", k);
-        s_path (paths[k], sizeof paths[k], f);
+        ty_pfix_path (paths[k], sizeof paths[k], f);
         must_write (m, &meta, dts[k], k == 3 ? keep : 0, paths[k]);
-        im[k] = must_open (paths[k]);
+        im[k] = ty_pfix_open (paths[k]);
         size[k] = s_size (paths[k]);
     }
     assert_int_equal (ty_infer_kept_rows (im[2]), ty_vocab_nrows (v));
@@ -524,8 +353,8 @@ test_portable_quant_textclf_fortunes (void **state)
         for (int k = 0; k < 4; k++) {
             assert_int_equal (ty_infer_predict_text (im[k], test.text[i], strlen (test.text[i]),
                                                      out[k], MAXW), TY_INFER_OK);
-            size_t top = s_argmax (out[k], (size_t) nl);
-            agree[k] += top == s_argmax (out[0], (size_t) nl);
+            size_t top = ty_pfix_argmax (out[k], (size_t) nl);
+            agree[k] += top == ty_pfix_argmax (out[0], (size_t) nl);
             correct[k] += (int64_t) top == test.label[i];
             for (int64_t c = 0; c < nl; c++)
                 if (fabs (out[k][c] - out[0][c]) > maxdiff[k])
@@ -565,7 +394,7 @@ test_portable_quant_textclf_fortunes (void **state)
     assert_int_equal (fread (good, 1, (size_t) size[3], f), (size_t) size[3]);
     fclose (f);
     char flip[512];
-    s_path (flip, sizeof flip, "flip.tym");
+    ty_pfix_path (flip, sizeof flip, "flip.tym");
     uint64_t rng = 42;
     size_t head = 64 + 64 * (size_t) good[28];
     for (int t = 0; t < 60; t++) {
@@ -592,8 +421,8 @@ test_portable_quant_textclf_fortunes (void **state)
     free (good);
     free (bad);
     ty_torch_destroy (&m);
-    s_docs_free (&train);
-    s_docs_free (&test);
+    ty_pfix_docs_free (&train);
+    ty_pfix_docs_free (&test);
     ty_vocab_destroy (&v);
 }
 
@@ -606,5 +435,5 @@ main (void)
         cmocka_unit_test (test_portable_quant_mlp_cnn_ncf),
         cmocka_unit_test (test_portable_quant_textclf_fortunes),
     };
-    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+    return cmocka_run_group_tests (tests, s_setup, ty_pfix_teardown);
 }

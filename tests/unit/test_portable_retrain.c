@@ -27,6 +27,7 @@
 #include "ty_error.h"
 #include "ty_infer.h"
 #include "ty_portable.h"
+#include "ty_portable_fixture.h"
 #include "ty_quantize.h"
 #include "ty_retrain.h"
 #include "ty_tokenize.h"
@@ -37,15 +38,6 @@
 #define EPOCHS  5       /* fastText-style run on the small sample */
 #define BATCH   8
 #define TOL_RT  1e-5    /* the runtime against libtorch, FP32 */
-
-static char s_dir[64];
-
-typedef struct {
-    char **text;
-    char **labname;
-    int64_t *label;
-    size_t n;
-} s_docs_t;
 
 /* The train set encoded once: the gather callback's source. */
 typedef struct {
@@ -60,64 +52,7 @@ static int
 s_setup (void **state)
 {
     (void) state;
-    snprintf (s_dir, sizeof s_dir, "%s/ty_pretrain_XXXXXX",
-              access ("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-    return mkdtemp (s_dir) ? 0 : -1;
-}
-
-static int
-s_teardown (void **state)
-{
-    (void) state;
-    char cmd[128];
-    snprintf (cmd, sizeof cmd, "rm -rf %s", s_dir);
-    return system (cmd) == 0 ? 0 : -1;
-}
-
-static void
-s_read_fortunes (ty_vocab_t *v, s_docs_t *train, s_docs_t *test)
-{
-    FILE *f = fopen (TY_SOURCE_DIR "/examples/data/fortunes-5.tsv", "r");
-    assert_non_null (f);
-    char line[1 << 16];
-    size_t cap = 2048, k = 0;
-    s_docs_t *sets[2] = {train, test};
-    for (int i = 0; i < 2; i++) {
-        sets[i]->text = calloc (cap, sizeof (char *));
-        sets[i]->label = calloc (cap, sizeof (int64_t));
-        sets[i]->labname = calloc (cap, sizeof (char *));
-        sets[i]->n = 0;
-    }
-    assert_non_null (fgets (line, sizeof line, f));   /* the header */
-    while (fgets (line, sizeof line, f)) {
-        line[strcspn (line, "\r\n")] = '\0';
-        char *tab = strchr (line, '\t');
-        if (!tab)
-            continue;
-        *tab = '\0';
-        s_docs_t *d = sets[k++ % 4 == 3];
-        assert_true (d->n < cap);
-        assert_true (ty_vocab_label_require (v, line) >= 0);
-        d->labname[d->n] = strdup (line);
-        d->text[d->n] = strdup (tab + 1);
-        if (d == train)
-            assert_int_equal (ty_vocab_add_text (v, tab + 1, strlen (tab + 1)), TY_OK);
-        d->n++;
-    }
-    fclose (f);
-    assert_true (train->n > 800 && test->n > 250);
-}
-
-static void
-s_docs_free (s_docs_t *d)
-{
-    for (size_t i = 0; i < d->n; i++) {
-        free (d->text[i]);
-        free (d->labname[i]);
-    }
-    free (d->text);
-    free (d->labname);
-    free (d->label);
+    return ty_pfix_dir_new ("ty_pretrain");
 }
 
 static int
@@ -144,35 +79,15 @@ s_gather (void *arg, const uint64_t *idx, size_t n, ty_torch_batch_t *b)
     return TY_OK;
 }
 
-static size_t
-s_argmax (const float *v, size_t n)
-{
-    size_t b = 0;
-    for (size_t i = 1; i < n; i++)
-        if (v[i] > v[b])
-            b = i;
-    return b;
-}
-
-static ty_infer_model_t *
-must_open (const char *path)
-{
-    char err[ERRLEN];
-    ty_infer_model_t *m = NULL;
-    if (ty_infer_open (path, &m, err, sizeof err) != TY_INFER_OK)
-        fail_msg ("ty_infer_open %s: %s", path, err);
-    return m;
-}
-
 static double
-s_accuracy (ty_infer_model_t *im, const s_docs_t *d, size_t nl)
+s_accuracy (ty_infer_model_t *im, const ty_pfix_docs_t *d, size_t nl)
 {
     size_t ok = 0;
     for (size_t i = 0; i < d->n; i++) {
         float out[MAXW];
         assert_int_equal (ty_infer_predict_text (im, d->text[i], strlen (d->text[i]), out,
                                                  MAXW), TY_INFER_OK);
-        ok += (int64_t) s_argmax (out, nl) == d->label[i];
+        ok += (int64_t) ty_pfix_argmax (out, nl) == d->label[i];
     }
     return (double) ok / (double) d->n;
 }
@@ -200,22 +115,10 @@ static void
 test_portable_retrain_fortunes (void **state)
 {
     (void) state;
-    ty_tok_opts_t o;
-    ty_tok_opts_init (&o);
-    o.lower = true;
-    o.punct = TY_TOK_PUNCT_SPLIT;
-    o.word_ngrams = 2;
-    o.bucket = 100000;
-    ty_vocab_t *v = ty_vocab_new (&o);
-    assert_non_null (v);
-    s_docs_t train, test;
-    s_read_fortunes (v, &train, &test);
-    assert_int_equal (ty_vocab_finalize (v), TY_OK);
-    for (size_t i = 0; i < train.n; i++)
-        train.label[i] = ty_vocab_label_id (v, train.labname[i]);
-    for (size_t i = 0; i < test.n; i++)
-        test.label[i] = ty_vocab_label_id (v, test.labname[i]);
-    int64_t nl = ty_vocab_nlabels (v);
+    ty_vocab_t *v = NULL;
+    ty_pfix_docs_t train, test;
+    int64_t nl = ty_pfix_fortunes (TY_SOURCE_DIR "/examples/data/fortunes-5.tsv", &v, &train,
+                                   &test);
     assert_int_equal (nl, 5);
 
     static s_src_t src;
@@ -260,7 +163,7 @@ test_portable_retrain_fortunes (void **state)
     char path[4][512];
     static const char *file[4] = {"fp32.tym", "pruned.tym", "retrained.tym", "dim16.tym"};
     for (int k = 0; k < 4; k++)
-        snprintf (path[k], sizeof path[k], "%s/%s", s_dir, file[k]);
+        ty_pfix_path (path[k], sizeof path[k], file[k]);
     ty_portable_opts_t po = {TY_PORTABLE_FP32, 0, NULL, 0};
     assert_int_equal (ty_portable_write_opts (m, &meta, &po, path[0], err, sizeof err), TY_OK);
     po.dtype = TY_PORTABLE_INT8;
@@ -287,7 +190,7 @@ test_portable_retrain_fortunes (void **state)
     assert_int_equal (sh.rows, (int64_t) keep);
     assert_int_equal (sh.dim, 50);
     /* The kept rows are those the norm pruning keeps. */
-    ty_infer_model_t *pruned = must_open (path[1]);
+    ty_infer_model_t *pruned = ty_pfix_open (path[1]);
     assert_int_equal (ty_infer_kept_rows (pruned), (int64_t) keep);
     for (size_t i = 1; i < rr.nkept; i++)
         assert_true (rr.rowmap[i] > rr.rowmap[i - 1]);
@@ -299,7 +202,7 @@ test_portable_retrain_fortunes (void **state)
     po.rowmap_len = rr.nkept;
     assert_int_equal (ty_portable_write_opts (rr.model, &meta, &po, path[2], err, sizeof err),
                       TY_OK);
-    ty_infer_model_t *rt = must_open (path[2]);
+    ty_infer_model_t *rt = ty_pfix_open (path[2]);
     assert_int_equal (ty_infer_kept_rows (rt), (int64_t) keep);
     int32_t *map = malloc ((size_t) rr.nrows * sizeof *map);
     for (int64_t i = 0; i < rr.nrows; i++)
@@ -340,8 +243,8 @@ test_portable_retrain_fortunes (void **state)
     po.dtype = TY_PORTABLE_INT8;
     assert_int_equal (ty_portable_write_opts (rr.model, &meta, &po, path[2], err, sizeof err),
                       TY_OK);
-    rt = must_open (path[2]);
-    ty_infer_model_t *fp = must_open (path[0]);
+    rt = ty_pfix_open (path[2]);
+    ty_infer_model_t *fp = ty_pfix_open (path[0]);
     double a32 = s_accuracy (fp, &test, (size_t) nl), apr = s_accuracy (pruned, &test, (size_t) nl),
            art = s_accuracy (rt, &test, (size_t) nl);
 
@@ -355,7 +258,7 @@ test_portable_retrain_fortunes (void **state)
     po.rowmap_len = rd.nkept;
     assert_int_equal (ty_portable_write_opts (rd.model, &meta, &po, path[3], err, sizeof err),
                       TY_OK);
-    ty_infer_model_t *d16 = must_open (path[3]);
+    ty_infer_model_t *d16 = ty_pfix_open (path[3]);
     assert_int_equal (ty_infer_kept_rows (d16), ty_vocab_nrows (v));
     double a16 = s_accuracy (d16, &test, (size_t) nl);
     struct stat st0, st3;
@@ -419,8 +322,8 @@ test_portable_retrain_fortunes (void **state)
     ty_torch_destroy (&m);
     free (src.start);
     ty_idbuf_free (&src.all);
-    s_docs_free (&train);
-    s_docs_free (&test);
+    ty_pfix_docs_free (&train);
+    ty_pfix_docs_free (&test);
     ty_vocab_destroy (&v);
 }
 
@@ -430,5 +333,5 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_portable_retrain_fortunes),
     };
-    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+    return cmocka_run_group_tests (tests, s_setup, ty_pfix_teardown);
 }

@@ -30,6 +30,7 @@
 #define S_LIVENESS      3       /* heartbeats missed = broker dead */
 #define S_ZMTP_LIVENESS 10      /* ZeroMQ pings unanswered = connection dead */
 #define S_ACCEPT_DELAY_MS 2     /* a result sent within this says "accepted" itself */
+#define S_READY_RETRY_MS 5      /* a READY that found no connection goes again after this */
 #define S_METRICS_MAX   64      /* distinct metric keys per job */
 #define S_OUTPUTS_MAX   TY_RUNTIME_OUTPUTS_MAX
 #define S_ACK_WAIT_MS   2000    /* on exit: wait this long for result acks */
@@ -96,6 +97,7 @@ struct _ty_runtime_t {
     int64_t  next_hb_ms;
     int64_t  next_register_ms;  /* while the broker is silent: when to send READY again */
     int64_t  ready_sent_ms;
+    int      ready_unsent;      /* the last READY could not be sent: send it again soon */
     volatile sig_atomic_t stop;     /* 1: drain, 2: hand back now */
     int64_t  drain_deadline_ms;
 };
@@ -632,6 +634,9 @@ s_send_ready (ty_runtime_t *self)
     env.cmd_case = TY__ENVELOPE__CMD_READY;
     env.ready = &r;
     int rc = s_send (self, &env);
+    /* With ZMQ_IMMEDIATE a send fails until the connection is up (at start,
+       after a reconnect): the main loop tries again in a few ms. */
+    self->ready_unsent = rc != TY_OK;
     if (rc != TY_OK)
         ty_debug ("READY not sent: %s", ty_strerror (rc));
     free (rv);
@@ -1125,6 +1130,11 @@ ty_runtime_run (ty_runtime_t *self)
         int64_t accept_due = s_send_due_accepts (self, now);
         if (accept_due >= 0 && accept_due - now < wait)
             wait = accept_due - now;
+        if (self->ready_unsent) {
+            s_send_ready (self);
+            if (self->ready_unsent && wait > S_READY_RETRY_MS)
+                wait = S_READY_RETRY_MS;
+        }
         if (wait < 0)
             wait = 0;
         if (wait > 50)

@@ -1,7 +1,8 @@
-/*  test_worker_sigterm: SIGTERM to a worker in the middle of a short job.
- *  The runtime stops taking jobs but lets the running one finish: the job
- *  ends SUCCEEDED as attempt 1 on that worker, and only then does the
- *  process exit, cleanly. */
+/*  test_worker_sigterm: a worker's life. SIGTERM in the middle of a short
+ *  job: the runtime stops taking jobs but lets the running one finish: the
+ *  job ends SUCCEEDED as attempt 1 on that worker, and only then does the
+ *  process exit, cleanly. And at start it registers at once, not at its
+ *  first heartbeat. */
 #include "ty_it.h"
 
 #include <sys/wait.h>
@@ -54,6 +55,26 @@ test_worker_sigterm_finishes_running_job (void **state)
     ty_testenv_passed (env);
 }
 
+/* A worker registers as soon as its connection is up, not at its first
+   heartbeat: its READY is sent again until the socket has a peer (the
+   runtime queues nothing while disconnected). With 5 s heartbeats, a READY
+   lost at start would show here as a registration after ~5 s. */
+#define S_SLOW_HEARTBEAT_MS 5000
+
+static void
+test_worker_registers_before_first_heartbeat (void **state)
+{
+    ty_it_t *it = *state;
+    ty_testenv_t *env = it->env;
+    ty_it_must_cluster (env, S_SLOW_HEARTBEAT_MS, NULL, NULL, 0);
+    int64_t t0 = ty_testenv_now_ms ();
+    ty_testenv_must_start_worker (env, "w1", S_SLOW_HEARTBEAT_MS, NULL);
+    assert_int_equal (ty_testenv_wait_worker (env, "w1", S_SLOW_HEARTBEAT_MS / 2), 0);
+    fprintf (stderr, "worker_sigterm: registered %lld ms after start\n",
+             (long long) (ty_testenv_now_ms () - t0));
+    ty_testenv_passed (env);
+}
+
 TY_IT_SETUP ("worker_sigterm")
 
 int
@@ -61,6 +82,8 @@ main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_worker_sigterm_finishes_running_job, s_setup,
+                                         ty_it_teardown),
+        cmocka_unit_test_setup_teardown (test_worker_registers_before_first_heartbeat, s_setup,
                                          ty_it_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -1008,8 +1008,15 @@ s_on_submit (ty_broker_t *self, ty_wire_msg_t *msg)
         double sc = ty_dispatch_score (it->spec->priority, wall);
         snprintf (prio, sizeof prio, "%u", it->spec->priority);
         snprintf (maxa, sizeof maxa, "%u", max_attempts);
-        snprintf (waits, sizeof waits, "%u", waiting);
-        snprintf (score, sizeof score, "%.17g", sc);
+        if (waiting)
+            snprintf (waits, sizeof waits, "%u", waiting);
+        else
+            waits [0] = '\0';
+        /* whole numbers (ty_dispatch_score): no float formatting */
+        if (sc == (double) (int64_t) sc)
+            snprintf (score, sizeof score, "%" PRId64, (int64_t) sc);
+        else
+            snprintf (score, sizeof score, "%.17g", sc);
         size_t plen = 0;
         for (size_t k = 0; k < nparents; k++)
             plen += strlen (parents [k]) + 1;
@@ -1040,10 +1047,12 @@ s_on_submit (ty_broker_t *self, ty_wire_msg_t *msg)
             ids [i], type, it->spec->name, ty_jobstate_name (state), prio, "0", maxa, "",
             plist, waits, it->pipeline, it->step, it->idempotency_key, now,
             state == TY_JOB_QUEUED ? now : "", "", state == TY_JOB_CANCELLED ? now : "",
-            "0", "", "", dead, summary, "", "0", score, (const char *) spec,
+            "", "", "", dead, summary, "", "", score, (const char *) spec,
             (const char *) inputs_pb };
-        /* Empty fields are left out: HGET of a missing field reads as
-           empty (nil) for redis-cli users too, and a submit is the hottest
+        /* Empty fields are left out, and so are progress, cancel_requested
+           and a waiting of 0 (their defaults, docs/redis-keys.md): HGET of
+           a missing field reads as empty (nil) for redis-cli users too, every
+           reader takes that as the default, and a submit is the hottest
            write of all. The last two are binary: their lengths are given
            (inputs only when there are some). */
         size_t nall = sizeof f / sizeof f [0], nf = 0;
@@ -1207,6 +1216,7 @@ s_on_cancel (ty_broker_t *self, ty_wire_msg_t *msg)
         /* The worker stops it and reports CANCELLED; if the worker is lost
            first, the requeue sees cancel_requested and cancels. */
         job->cancel_requested = 1;
+        job->shown = 1;
         snprintf (job->cancel_reason, sizeof job->cancel_reason, "%s", reason);
         const char *f [] = { "cancel_requested", "cancel_reason", "message" };
         const char *v [] = { "1", reason, "cancel requested" };

@@ -50,6 +50,8 @@ typedef struct {
     int64_t  deadline_ms;        /* monotonic: accept, lease or re-attach deadline */
     int      accepted;
     int      attached;           /* 0 after a rebuild until the worker says READY */
+    int      shown;              /* progress/phase/message in Redis may hold something:
+                                    the next RUNNING resets them */
     uint32_t timeout_ms;         /* 0: none (JobSpec.timeout_ms) */
     int64_t  timeout_at_ms;      /* monotonic, while RUNNING with a timeout */
     int      timed_out;          /* cancel sent because of the timeout */

@@ -111,6 +111,8 @@ ty_broker_job_queue (ty_broker_t *self, ty_jobrec_t *job, const char *reason)
     s_set_state (self, job, TY_JOB_QUEUED);
     const char *f [] = { "state", "queued_ms", "worker", "message" };
     const char *v [] = { "QUEUED", now, "", reason ? reason : "" };
+    if (reason && *reason)
+        job->shown = 1;
     ty_state_hset (self->state, job->id, 4, f, v, NULL);
     ty_state_zadd (self->state, queue, job->score, job->id);
     if (was_running)
@@ -141,9 +143,14 @@ ty_broker_job_assign (ty_broker_t *self, ty_jobrec_t *job, ty_worker_t *w)
     job->timeout_at_ms = job->timeout_ms ? ty_clock_mono_ms () + job->timeout_ms : 0;
     ty_worker_job_add (w, job->id);
 
+    /* progress, phase and message are reset only when something may be in
+       them (an earlier attempt's reports, a requeue's reason): on a job's
+       first run they are absent, which reads as 0 and "" (three fields of
+       Redis work fewer per job). */
     const char *f [] = { "state", "attempt", "worker", "started_ms", "progress", "phase", "message" };
     const char *v [] = { "RUNNING", attempt, w->id, now, "0", "", "" };
-    ty_state_hset (self->state, job->id, 7, f, v, NULL);
+    ty_state_hset (self->state, job->id, job->shown ? 7 : 4, f, v, NULL);
+    job->shown = 0;
     ty_state_zrem (self->state, queue, job->id);
     ty_state_zadd (self->state, "leases",
                    (double) (wall + (int64_t) TY_BROKER_LIVENESS * w->heartbeat_ms), job->id);
@@ -239,11 +246,13 @@ s_end_one (ty_broker_t *self, ty_jobrec_t *job, ty_jobstate_t state, const char 
     const char *fs [] = { "state", "finished_ms", "error" };
     const char *vs [] = { ty_jobstate_name (state), now, reason ? reason : "" };
     if (f) {
+        /* error only when there is one: a job gets it once, when it ends */
         size_t n = 0;
-        for (; n < 3; n++) {
-            f [n] = fs [n];
-            v [n] = vs [n];
-        }
+        for (size_t k = 0; k < 3; k++)
+            if (k < 2 || *vs [k]) {
+                f [n] = fs [k];
+                v [n++] = vs [k];
+            }
         if (state == TY_JOB_SUCCEEDED) {
             f [n] = "progress";
             v [n++] = "1";
@@ -450,6 +459,7 @@ ty_broker_job_timeout (ty_broker_t *self, ty_jobrec_t *job)
     }
     job->timed_out = 1;
     job->cancel_requested = 1;
+    job->shown = 1;
     snprintf (job->cancel_reason, sizeof job->cancel_reason, "timed out after %u ms",
               job->timeout_ms);
     const char *f [] = { "cancel_requested", "cancel_reason", "message" };

@@ -49,6 +49,7 @@ s_load_one (ty_broker_t *self, const char *id, redisReply *r, int64_t deadline,
     job->score = strtod (score, NULL);
     job->waiting = (uint32_t) ty_broker_rint (r, 8);
     job->cancel_requested = ty_broker_rint (r, 9) == 1;
+    job->shown = 1;             /* what Redis holds of its reports is not known here */
     redisReply *spec = r->element [11];
     if (spec->type == REDIS_REPLY_STRING) {
         ty_jobrec_set_spec (job, spec->str, spec->len);

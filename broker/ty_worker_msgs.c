@@ -368,6 +368,7 @@ s_on_progress (ty_broker_t *self, ty_wire_msg_t *msg, const char *wid, ty_worker
     Ty__Progress *p = msg->env->progress;
     if (job->step)
         s_keep_metrics (job, p->metrics, p->n_metrics);
+    job->shown = 1;
     char frac [32] = "", att [16];
     if (p->fraction >= 0 && p->fraction <= 1)
         snprintf (frac, sizeof frac, "%.6g", p->fraction);

@@ -107,6 +107,12 @@ test_redis_layout_job_hash_and_events (void **state)
     assert_true (finished - started >= 100);
     long long queued = s_hash_num (h, "queued_ms");
     assert_true (queued >= created && queued <= started);
+    /* A success ends at progress 1; fields at their default are not
+       written (docs/redis-keys.md): no error, no cancel request. */
+    assert_non_null (v = s_hash_get (h, "progress"));
+    assert_string_equal (v, "1");
+    assert_null (s_hash_get (h, "error"));
+    assert_null (s_hash_get (h, "cancel_requested"));
     freeReplyObject (h);
 
     /* Events: QUEUED, RUNNING (attempt 1 on w1), SUCCEEDED, nothing else. */

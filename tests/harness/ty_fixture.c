@@ -467,10 +467,5 @@ ty_fixture_cli (ty_fixture_cluster_t *f, const char *bin, char *out, size_t len,
     char cmd [PATH_MAX * 3 + 512];
     snprintf (cmd, sizeof cmd, "TRAINYARD_DATA='%s' '%s' --broker '%s' %s", f->data, bin,
               ty_testenv_client_ep (f->env), args);
-    FILE *p = popen (cmd, "r");
-    assert_non_null (p);
-    size_t n = fread (out, 1, len - 1, p);
-    out [n] = '\0';
-    int st = pclose (p);
-    return WIFEXITED (st) ? WEXITSTATUS (st) : -1;
+    return ty_testenv_run_capture (cmd, out, len);
 }

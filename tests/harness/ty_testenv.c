@@ -426,6 +426,17 @@ ty_testenv_alive (ty_testenv_t *self, pid_t pid)
 }
 
 int
+ty_testenv_run_capture (const char *cmd, char *out, size_t len)
+{
+    FILE *p = popen (cmd, "r");
+    assert_non_null (p);
+    size_t n = fread (out, 1, len - 1, p);
+    out [n] = '\0';
+    int st = pclose (p);
+    return WIFEXITED (st) ? WEXITSTATUS (st) : -1;
+}
+
+int
 ty_testenv_wait_exit (ty_testenv_t *self, pid_t pid, int timeout_ms, int *status)
 {
     int64_t deadline = ty_testenv_now_ms () + timeout_ms;

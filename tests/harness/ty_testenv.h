@@ -149,6 +149,10 @@ int  ty_testenv_alive (ty_testenv_t *self, pid_t pid);
 /* Waits up to timeout_ms for the child to exit. Returns 0 and the wait
    status in *status (may be NULL), or -1 on timeout. */
 int  ty_testenv_wait_exit (ty_testenv_t *self, pid_t pid, int timeout_ms, int *status);
+/* Runs cmd with /bin/sh (popen), its stdout (up to len - 1 bytes,
+   NUL-terminated) into out. Returns its exit code, -1 when it did not
+   exit; fails the test when it cannot be started. */
+int  ty_testenv_run_capture (const char *cmd, char *out, size_t len);
 
 /* ---- jobs ------------------------------------------------------------------ */
 

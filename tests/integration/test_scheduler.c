@@ -566,12 +566,7 @@ s_cli (s_fx_t *f, char *out, size_t len, const char *args)
     char cmd [PATH_MAX * 2];
     snprintf (cmd, sizeof cmd, "TRAINYARD_REDIS=%s %s/trainyard %s 2>&1", f->redis_url,
               s_bin_dir (), args);
-    FILE *p = popen (cmd, "r");
-    assert_non_null (p);
-    size_t n = fread (out, 1, len - 1, p);
-    out [n] = '\0';
-    int st = pclose (p);
-    return WIFEXITED (st) ? WEXITSTATUS (st) : -1;
+    return ty_testenv_run_capture (cmd, out, len);
 }
 
 /* The schedule commands: a bad cron line names the field and stores

@@ -26,13 +26,9 @@ s_cli (ty_testenv_t *env, const char *args, char *out, size_t len)
     char cmd [PATH_MAX * 2];
     snprintf (cmd, sizeof cmd, "%s --broker %s %s 2>&1", TY_CLI_BIN, ty_testenv_client_ep (env),
               args);
-    FILE *p = popen (cmd, "r");
-    assert_non_null (p);
-    size_t n = fread (out, 1, len - 1, p);
-    out [n] = '\0';
-    int st = pclose (p);
+    int rc = ty_testenv_run_capture (cmd, out, len);
     fprintf (stderr, "$ trainyard %s\n%s", args, out);
-    return WIFEXITED (st) ? WEXITSTATUS (st) : -1;
+    return rc;
 }
 
 static void

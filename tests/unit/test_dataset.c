@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "ty_tmpdir.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
@@ -26,30 +28,6 @@
 #include "ty_validate.h"
 
 /* ---- helpers --------------------------------------------------------------- */
-
-static int
-s_rm_entry (const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st; (void) ftw;
-    return flag == FTW_DP ? rmdir (p) : unlink (p);
-}
-
-static char *
-must_tmpdir (void)
-{
-    char *d = strdup ("/tmp/ty_test_dataset_XXXXXX");
-    assert_non_null (d);
-    assert_non_null (mkdtemp (d));
-    return d;
-}
-
-static void
-s_tmpdir_free (char *d)
-{
-    if (!getenv ("TY_TEST_KEEP"))
-        nftw (d, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free (d);
-}
 
 static int
 s_count_entries (const char *dir, const char *prefix)
@@ -114,7 +92,7 @@ test_dataset_name_rejects_traversal (void **state)
     assert_non_null (strstr (why, ".."));
     assert_int_equal (ty_dataset_name_check ("fortunes_v2.1-x", NULL), TY_OK);
 
-    char *data = must_tmpdir ();
+    char *data = ty_tmpdir_new ("ty_test_dataset");
     ty_dataset_writer_t *w = NULL;
     assert_int_equal (ty_dataset_writer_new (data, "../escape", NULL, &w), TY_EINVAL);
     assert_null (w);
@@ -127,7 +105,7 @@ test_dataset_name_rejects_traversal (void **state)
     assert_int_equal (ty_dataset_open (data, "x@0", &ds), TY_EINVAL);
     assert_int_equal (ty_dataset_open (data, "x@abc", &ds), TY_EINVAL);
     assert_int_equal (ty_dataset_open (data, "nothere", &ds), TY_ENOTFOUND);
-    s_tmpdir_free (data);
+    ty_tmpdir_free (data);
 }
 
 /* ---- versions ------------------------------------------------------------------- */
@@ -136,7 +114,7 @@ static void
 test_dataset_versions_roundtrip (void **state)
 {
     (void) state;
-    char *data = must_tmpdir ();
+    char *data = ty_tmpdir_new ("ty_test_dataset");
     assert_int_equal (must_write_version (data, "ds", "one", 30, 0), 1);
     assert_int_equal (must_write_version (data, "ds", "two", 60, 0), 2);
 
@@ -193,7 +171,7 @@ test_dataset_versions_roundtrip (void **state)
     assert_int_equal (ty_dataset_remove (data, "ds"), TY_OK);
     assert_int_equal (ty_dataset_open (data, "ds", &ds), TY_ENOTFOUND);
     assert_int_equal (ty_dataset_remove (data, "ds"), TY_ENOTFOUND);
-    s_tmpdir_free (data);
+    ty_tmpdir_free (data);
 }
 
 /* A small first map must grow on MDB_MAP_FULL, never fail. */
@@ -201,7 +179,7 @@ static void
 test_dataset_map_grows (void **state)
 {
     (void) state;
-    char *data = must_tmpdir ();
+    char *data = ty_tmpdir_new ("ty_test_dataset");
     ty_dataset_writer_opts_t o = { .initial_map_bytes = 256 << 10, .txn_bytes = 1 << 20 };
     ty_dataset_writer_t *w;
     assert_int_equal (ty_dataset_writer_new (data, "grow", &o, &w), TY_OK);
@@ -228,14 +206,14 @@ test_dataset_map_grows (void **state)
     assert_int_equal (s->line, n - 1);
     ty__sample__free_unpacked (s, NULL);
     ty_dataset_destroy (&ds);
-    s_tmpdir_free (data);
+    ty_tmpdir_free (data);
 }
 
 static void
 test_dataset_map_grows_reports_size (void **state)
 {
     (void) state;
-    char *data = must_tmpdir ();
+    char *data = ty_tmpdir_new ("ty_test_dataset");
     ty_dataset_writer_opts_t o = { .initial_map_bytes = 128 << 10, .txn_bytes = 256 << 10 };
     ty_dataset_writer_t *w;
     assert_int_equal (ty_dataset_writer_new (data, "g2", &o, &w), TY_OK);
@@ -249,7 +227,7 @@ test_dataset_map_grows_reports_size (void **state)
     }
     assert_true (ty_dataset_writer_map_bytes (w) > (size_t) (128 << 10));
     ty_dataset_writer_destroy (&w);
-    s_tmpdir_free (data);
+    ty_tmpdir_free (data);
 }
 
 /* An aborted writer and a writer killed mid-import leave no version; the
@@ -258,7 +236,7 @@ static void
 test_dataset_abort_and_crash_leave_no_version (void **state)
 {
     (void) state;
-    char *data = must_tmpdir ();
+    char *data = ty_tmpdir_new ("ty_test_dataset");
     char name_dir[4200];
     snprintf (name_dir, sizeof name_dir, "%s/datasets/c", data);
 
@@ -291,7 +269,7 @@ test_dataset_abort_and_crash_leave_no_version (void **state)
 
     assert_int_equal (must_write_version (data, "c", "after", 5, 0), 1);
     assert_int_equal (s_count_entries (name_dir, ".tmp-"), 0);
-    s_tmpdir_free (data);
+    ty_tmpdir_free (data);
 }
 
 /* ---- iteration --------------------------------------------------------------- */
@@ -300,7 +278,7 @@ static void
 test_dataset_iter_order_and_shuffle (void **state)
 {
     (void) state;
-    char *data = must_tmpdir ();
+    char *data = ty_tmpdir_new ("ty_test_dataset");
     must_write_version (data, "it", "s", 3000, 0);   /* 1000 per split */
     ty_dataset_t *ds;
     assert_int_equal (ty_dataset_open (data, "it", &ds), TY_OK);
@@ -367,7 +345,7 @@ test_dataset_iter_order_and_shuffle (void **state)
     for (int r = 0; r < 3; r++)
         free (order[r]);
     ty_dataset_destroy (&ds);
-    s_tmpdir_free (data);
+    ty_tmpdir_free (data);
 }
 
 /* The shuffle's output is part of the format's promise (same seed, same
@@ -424,7 +402,7 @@ static void
 test_dataset_reader_sees_whole_versions (void **state)
 {
     (void) state;
-    char *data = must_tmpdir ();
+    char *data = ty_tmpdir_new ("ty_test_dataset");
     must_write_version (data, "live", "r0", 3, 0);   /* something to open first */
     s_writer_arg_t arg = { data, 0 };
     pthread_t th;
@@ -471,7 +449,7 @@ test_dataset_reader_sees_whole_versions (void **state)
     assert_int_equal (ty_dataset_version (ds), S_ROUNDS + 1);
     assert_int_equal (ty_dataset_count (ds, TY_SPLIT_TRAIN), S_ROUNDS * S_ROUND_ROWS);
     ty_dataset_destroy (&ds);
-    s_tmpdir_free (data);
+    ty_tmpdir_free (data);
 }
 
 /* ---- splits ------------------------------------------------------------------------ */
@@ -613,7 +591,7 @@ static void
 test_dataset_same_input_same_hash (void **state)
 {
     (void) state;
-    char *data = must_tmpdir ();
+    char *data = ty_tmpdir_new ("ty_test_dataset");
     char csv[4200];
     snprintf (csv, sizeof csv, "%s/in.csv", data);
     s_make_csv (csv, 4, 25, "h");
@@ -639,14 +617,14 @@ test_dataset_same_input_same_hash (void **state)
     assert_int_equal (ty_dataset_meta (ds)->n_sources, 1);
     assert_int_equal (strlen (ty_dataset_meta (ds)->sources[0]->sha256), 64);
     ty_dataset_destroy (&ds);
-    s_tmpdir_free (data);
+    ty_tmpdir_free (data);
 }
 
 static void
 test_dataset_append_records_lineage (void **state)
 {
     (void) state;
-    char *data = must_tmpdir ();
+    char *data = ty_tmpdir_new ("ty_test_dataset");
     char csv1[4200], csv2[4200], csv3[4200];
     snprintf (csv1, sizeof csv1, "%s/one.csv", data);
     snprintf (csv2, sizeof csv2, "%s/two.csv", data);
@@ -700,7 +678,7 @@ test_dataset_append_records_lineage (void **state)
     free (train1);
     free (train3);
     assert_int_equal (s_import (data, "nope", csv2, 0, true, &v, NULL), TY_ENOTFOUND);
-    s_tmpdir_free (data);
+    ty_tmpdir_free (data);
 }
 
 int

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "ty_tmpdir.h"
+
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,13 +26,6 @@
 #define S_ROWS     1000000
 #define S_CLASSES  20
 
-static int
-s_rm_entry (const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st; (void) ftw;
-    return flag == FTW_DP ? rmdir (p) : unlink (p);
-}
-
 static double
 s_now (void)
 {
@@ -43,8 +38,7 @@ static void
 test_dataset_big_million_rows (void **state)
 {
     (void) state;
-    char dir[] = "/tmp/ty_test_big_XXXXXX";
-    assert_non_null (mkdtemp (dir));
+    char *dir = ty_tmpdir_new ("ty_test_big");
     char csv[256], data[256];
     snprintf (csv, sizeof csv, "%s/big.csv", dir);
     snprintf (data, sizeof data, "%s/data", dir);
@@ -81,8 +75,7 @@ test_dataset_big_million_rows (void **state)
     assert_int_equal (ty_dataset_count (ds, TY_SPLIT_TRAIN), 700000);
     assert_int_equal (ty_dataset_label_count (ds), S_CLASSES);
     ty_dataset_destroy (&ds);
-    if (!getenv ("TY_TEST_KEEP"))
-        nftw (dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ty_tmpdir_free (dir);
 }
 
 int

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "ty_tmpdir.h"
+
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,30 +27,6 @@
 #define S_BATCH_MAX 256
 
 /* ---- helpers --------------------------------------------------------------- */
-
-static int
-s_rm_entry (const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st; (void) ftw;
-    return flag == FTW_DP ? rmdir (p) : unlink (p);
-}
-
-static char *
-must_tmpdir (void)
-{
-    char *d = strdup ("/tmp/ty_test_dataset_blocks_XXXXXX");
-    assert_non_null (d);
-    assert_non_null (mkdtemp (d));
-    return d;
-}
-
-static void
-s_tmpdir_free (char *d)
-{
-    if (!getenv ("TY_TEST_KEEP"))
-        nftw (d, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free (d);
-}
 
 /* One version "b": S_TRAIN_N train samples "t <i>", 10 val samples; calib
  * stays empty. Returns the opened handle. */
@@ -129,7 +107,7 @@ static void
 test_dataset_blocks_every_sample_once (void **state)
 {
     (void) state;
-    char *data = must_tmpdir ();
+    char *data = ty_tmpdir_new ("ty_test_dataset_blocks");
     ty_dataset_t *ds = must_open_version (data);
     /* defaults, one-sample blocks, odd sizes, one block bigger than the
      * split, more blocks per window than the split has */
@@ -160,14 +138,14 @@ test_dataset_blocks_every_sample_once (void **state)
     assert_int_equal (sum, 45);    /* 0 + 1 + ... + 9: each once */
     ty_dataset_iter_destroy (&it);
     ty_dataset_destroy (&ds);
-    s_tmpdir_free (data);
+    ty_tmpdir_free (data);
 }
 
 static void
 test_dataset_blocks_deterministic_per_seed (void **state)
 {
     (void) state;
-    char *data = must_tmpdir ();
+    char *data = ty_tmpdir_new ("ty_test_dataset_blocks");
     ty_dataset_t *ds = must_open_version (data);
     const size_t n_bytes = S_TRAIN_N * sizeof (uint64_t);
     uint64_t *a = s_epoch (ds, 0, 0, 42, 64);
@@ -204,7 +182,7 @@ test_dataset_blocks_deterministic_per_seed (void **state)
     ty_dataset_iter_destroy (&it);
     free (r); free (a); free (b); free (c); free (d); free (e);
     ty_dataset_destroy (&ds);
-    s_tmpdir_free (data);
+    ty_tmpdir_free (data);
 }
 
 /* The structure the speed comes from: each window of block x window
@@ -214,7 +192,7 @@ static void
 test_dataset_blocks_windows_of_whole_blocks (void **state)
 {
     (void) state;
-    char *data = must_tmpdir ();
+    char *data = ty_tmpdir_new ("ty_test_dataset_blocks");
     ty_dataset_t *ds = must_open_version (data);
     /* 50 whole blocks: window boundaries at multiples of 100 */
     const uint32_t block = 20, window = 5;
@@ -266,14 +244,14 @@ test_dataset_blocks_windows_of_whole_blocks (void **state)
     free (first_block);
     free (order);
     ty_dataset_destroy (&ds);
-    s_tmpdir_free (data);
+    ty_tmpdir_free (data);
 }
 
 static void
 test_dataset_blocks_rejects_bad_options (void **state)
 {
     (void) state;
-    char *data = must_tmpdir ();
+    char *data = ty_tmpdir_new ("ty_test_dataset_blocks");
     ty_dataset_t *ds = must_open_version (data);
     ty_dataset_iter_t *it = NULL;
     ty_dataset_iter_opts_t o = { .order = TY_DATASET_ORDER_BLOCKS, .seed = 1,
@@ -301,7 +279,7 @@ test_dataset_blocks_rejects_bad_options (void **state)
     free (x);
     free (y);
     ty_dataset_destroy (&ds);
-    s_tmpdir_free (data);
+    ty_tmpdir_free (data);
 }
 
 int

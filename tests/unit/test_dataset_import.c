@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "ty_tmpdir.h"
+
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
@@ -34,30 +36,6 @@
 #define S_DIR_MAX  1024   /* dirs stay short, so paths under them fit */
 
 /* ---- helpers --------------------------------------------------------------------- */
-
-static int
-s_rm_entry (const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st; (void) ftw;
-    return flag == FTW_DP ? rmdir (p) : unlink (p);
-}
-
-static char *
-must_tmpdir (void)
-{
-    char *d = strdup ("/tmp/ty_test_import_XXXXXX");
-    assert_non_null (d);
-    assert_non_null (mkdtemp (d));
-    return d;
-}
-
-static void
-s_tmpdir_free (char *d)
-{
-    if (!getenv ("TY_TEST_KEEP"))
-        nftw (d, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free (d);
-}
 
 static void
 must_write (const char *path, const char *data, size_t len)
@@ -99,7 +77,7 @@ static void
 s_ctx_init (s_ctx_t *c, ty_import_format_t format)
 {
     memset (c, 0, sizeof *c);
-    c->dir = must_tmpdir ();
+    c->dir = ty_tmpdir_new ("ty_test_import");
     snprintf (c->data, sizeof c->data, "%s/data", c->dir);
     ty_import_opts_default (&c->io);
     c->io.format = format;
@@ -112,7 +90,7 @@ s_ctx_free (s_ctx_t *c)
 {
     ty_validate_destroy (&c->v);
     ty_import_rows_destroy (&c->rows);
-    s_tmpdir_free (c->dir);
+    ty_tmpdir_free (c->dir);
 }
 
 /* Imports path; returns ty_import_file's status (validator kept in c). */

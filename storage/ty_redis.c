@@ -102,7 +102,14 @@ ty_redis_connect (ty_redis_t *self)
         return TY_ESTORE;
     }
     redisSetTimeout (c, tv);
-    redisEnableKeepAlive (c);
+    /* TCP only: hiredis sets TCP_KEEPIDLE too, which fails on a unix
+       socket and leaves the context in error. */
+    if (!self->path [0] && redisEnableKeepAlive (c) != REDIS_OK) {
+        snprintf (self->errstr, sizeof self->errstr, "redis %.100s:%d: keepalive: %.120s",
+                  self->host, self->port, c->errstr);
+        redisFree (c);
+        return TY_ESTORE;
+    }
     self->ctx = c;
     self->errstr [0] = '\0';
     return TY_OK;

@@ -260,6 +260,29 @@ test_redis_layout_priority_order (void **state)
     ty_testenv_passed (env);
 }
 
+/* The broker also reaches Redis over a unix socket (`--redis unix:///path`,
+   as on a machine where Redis listens only there): hiredis' TCP keepalive
+   must not be asked of it (it was, and every command failed). */
+static void
+test_redis_layout_unix_socket (void **state)
+{
+    ty_it_t *it = *state;
+    ty_testenv_t *env = it->env;
+    char sock [256], url [300];
+    ty_testenv_path (env, "redis.sock", sock, sizeof sock);
+    snprintf (url, sizeof url, "unix://%s", sock);
+    const char *redis_extra [] = { "--unixsocket", sock, "--unixsocketperm", "700", NULL };
+    const char *broker_extra [] = { "--redis", url, NULL };
+    ty_it_must_cluster (env, S_HEARTBEAT_MS, redis_extra, broker_extra, 1);
+    ty_client_t *c = ty_it_must_client (it);
+    char id [TY_ID_LEN + 1];
+    ty_it_must_run_one (env, c, 0, 10000, id);
+    /* read back over TCP: the same server holds what the broker wrote */
+    ty_it_assert_field (env, id, "worker", "w1");
+    assert_int_equal (ty_testenv_event_count (env, id, "SUCCEEDED"), 1);
+    ty_testenv_passed (env);
+}
+
 TY_IT_SETUP ("redis_layout")
 
 int
@@ -273,6 +296,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_redis_layout_log_and_metrics, s_setup,
                                          ty_it_teardown),
         cmocka_unit_test_setup_teardown (test_redis_layout_priority_order, s_setup,
+                                         ty_it_teardown),
+        cmocka_unit_test_setup_teardown (test_redis_layout_unix_socket, s_setup,
                                          ty_it_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

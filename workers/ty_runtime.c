@@ -27,6 +27,7 @@
 #include <zmq.h>
 
 #define S_PIPE_EP       "inproc://ty-runtime-jobs"
+#define S_MONITOR_EP    "inproc://ty-runtime-monitor"
 #define S_LIVENESS      3       /* heartbeats missed = broker dead */
 #define S_ZMTP_LIVENESS 10      /* ZeroMQ pings unanswered = connection dead */
 #define S_ACCEPT_DELAY_MS 2     /* a result sent within this says "accepted" itself */
@@ -90,6 +91,7 @@ struct _ty_runtime_t {
     void    *zctx;
     void    *broker;
     void    *pipe;
+    void    *monitor;           /* the broker socket's handshakes; NULL if none */
     ty_job_t *slots;
     unsigned  capacity;
     ty_backoff_t backoff;
@@ -698,6 +700,20 @@ s_connect (ty_runtime_t *self)
        re-sent until acknowledged, so none is lost by this. */
     int one = 1;
     zmq_setsockopt (self->broker, ZMQ_IMMEDIATE, &one, sizeof one);
+    /* Each completed handshake is a (new) broker to register with: a
+       restarted broker learns of this worker and what it holds at once,
+       not at the next heartbeat. */
+    if (!self->monitor
+    &&  zmq_socket_monitor (self->broker, S_MONITOR_EP, ZMQ_EVENT_HANDSHAKE_SUCCEEDED) == 0) {
+        self->monitor = zmq_socket (self->zctx, ZMQ_PAIR);
+        if (self->monitor && zmq_connect (self->monitor, S_MONITOR_EP) != 0) {
+            zmq_close (self->monitor);
+            self->monitor = NULL;
+        }
+    }
+    if (!self->monitor)
+        ty_warn ("no socket monitor: a restarted broker hears of this worker "
+                 "at its next heartbeat");
     if (zmq_connect (self->broker, self->opts.broker) != 0) {
         ty_error ("cannot connect to %s: %s", self->opts.broker, zmq_strerror (errno));
         zmq_close (self->broker);
@@ -852,6 +868,42 @@ s_on_broker (ty_runtime_t *self)
             break;
         }
         ty_wire_msg_clear (&msg);
+    }
+}
+
+/* The broker socket's monitor: on each completed handshake, READY (with
+   the jobs held). */
+static void
+s_on_monitor (ty_runtime_t *self)
+{
+    int handshake = 0;
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init (&m);
+        if (zmq_msg_recv (&m, self->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&m);
+            break;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size (&m) >= 6)
+            memcpy (&event, zmq_msg_data (&m), 2);
+        int more = zmq_msg_more (&m);
+        zmq_msg_close (&m);
+        while (more) {          /* the endpoint frame */
+            zmq_msg_init (&m);
+            if (zmq_msg_recv (&m, self->monitor, 0) < 0) {
+                zmq_msg_close (&m);
+                return;
+            }
+            more = zmq_msg_more (&m);
+            zmq_msg_close (&m);
+        }
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            handshake = 1;
+    }
+    if (handshake) {
+        ty_debug ("connected to the broker: READY");
+        s_send_ready (self);
     }
 }
 
@@ -1050,6 +1102,10 @@ ty_runtime_destroy (ty_runtime_t **self_p)
         if (running == 0)
             free (self->slots);
     }
+    if (self->monitor) {
+        zmq_socket_monitor (self->broker, NULL, 0);
+        zmq_close (self->monitor);
+    }
     if (self->broker)
         zmq_close (self->broker);
     if (self->pipe)
@@ -1122,9 +1178,10 @@ ty_runtime_run (ty_runtime_t *self)
                     break;
             }
         }
-        zmq_pollitem_t items [2] = {
+        zmq_pollitem_t items [3] = {
             { self->broker, 0, ZMQ_POLLIN, 0 },
             { self->pipe, 0, ZMQ_POLLIN, 0 },
+            { self->monitor, 0, ZMQ_POLLIN, 0 },
         };
         int64_t wait = self->next_hb_ms - now;
         int64_t accept_due = s_send_due_accepts (self, now);
@@ -1139,11 +1196,13 @@ ty_runtime_run (ty_runtime_t *self)
             wait = 0;
         if (wait > 50)
             wait = 50;
-        int rc = zmq_poll (items, 2, (long) wait);
+        int rc = zmq_poll (items, self->monitor ? 3 : 2, (long) wait);
         if (rc < 0 && errno != EINTR) {
             ty_error ("poll: %s", zmq_strerror (errno));
             break;
         }
+        if (rc > 0 && self->monitor && (items [2].revents & ZMQ_POLLIN))
+            s_on_monitor (self);
         if (rc > 0 && (items [1].revents & ZMQ_POLLIN))
             s_on_pipe (self);
         if (rc > 0 && (items [0].revents & ZMQ_POLLIN))

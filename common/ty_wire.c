@@ -140,3 +140,34 @@ ty_wire_msg_clear (ty_wire_msg_t *msg)
         msg->env = NULL;
     }
 }
+
+int
+ty_wire_monitor_recv (void *monitor, uint16_t *event, uint32_t *value)
+{
+    zmq_msg_t m;
+    zmq_msg_init (&m);
+    if (zmq_msg_recv (&m, monitor, ZMQ_DONTWAIT) < 0) {
+        int err = zmq_errno ();
+        zmq_msg_close (&m);
+        return err;
+    }
+    *event = 0;
+    *value = 0;
+    if (zmq_msg_size (&m) >= 6) {
+        memcpy (event, zmq_msg_data (&m), 2);
+        memcpy (value, (uint8_t *) zmq_msg_data (&m) + 2, 4);
+    }
+    int more = zmq_msg_more (&m);
+    zmq_msg_close (&m);
+    while (more) {              /* the endpoint: not needed */
+        zmq_msg_init (&m);
+        if (zmq_msg_recv (&m, monitor, 0) < 0) {
+            int err = zmq_errno ();
+            zmq_msg_close (&m);
+            return err;
+        }
+        more = zmq_msg_more (&m);
+        zmq_msg_close (&m);
+    }
+    return TY_OK;
+}

@@ -37,4 +37,9 @@ int ty_wire_recv (void *sock, int with_route, size_t max_bytes,
 /* Frees msg->env; safe to call twice. */
 void ty_wire_msg_clear (ty_wire_msg_t *msg);
 
+/* One event from a ZeroMQ socket monitor's PAIR (libzmq 4.3: a frame with
+ * the 16-bit event and 32-bit value, then the endpoint). Returns TY_OK,
+ * EAGAIN when none waits, or the errno of zmq_msg_recv. */
+int ty_wire_monitor_recv (void *monitor, uint16_t *event, uint32_t *value);
+
 #endif

@@ -876,31 +876,12 @@ s_on_broker (ty_runtime_t *self)
 static void
 s_on_monitor (ty_runtime_t *self)
 {
+    uint16_t event;
+    uint32_t value;
     int handshake = 0;
-    for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init (&m);
-        if (zmq_msg_recv (&m, self->monitor, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close (&m);
-            break;
-        }
-        uint16_t event = 0;
-        if (zmq_msg_size (&m) >= 6)
-            memcpy (&event, zmq_msg_data (&m), 2);
-        int more = zmq_msg_more (&m);
-        zmq_msg_close (&m);
-        while (more) {          /* the endpoint frame */
-            zmq_msg_init (&m);
-            if (zmq_msg_recv (&m, self->monitor, 0) < 0) {
-                zmq_msg_close (&m);
-                return;
-            }
-            more = zmq_msg_more (&m);
-            zmq_msg_close (&m);
-        }
+    while (ty_wire_monitor_recv (self->monitor, &event, &value) == TY_OK)
         if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
             handshake = 1;
-    }
     if (handshake) {
         ty_debug ("connected to the broker: READY");
         s_send_ready (self);

@@ -386,22 +386,9 @@ ty_fixture_write_mail (const char *data, const char *name, const char *const *la
 static void
 s_start_worker (ty_fixture_cluster_t *f, const ty_fixture_worker_t *wk)
 {
-    char bindir [PATH_MAX], link [PATH_MAX + 32];
-    ty_testenv_path (f->env, wk->bindir, bindir, sizeof bindir);
-    if (mkdir (bindir, 0755) != 0 && errno != EEXIST)
-        fail_msg ("mkdir %s: %s", bindir, strerror (errno));
-    snprintf (link, sizeof link, "%s/trainyard-noop", bindir);
-    if (symlink (wk->bin, link) != 0 && errno != EEXIST)
-        fail_msg ("symlink %s: %s", link, strerror (errno));
     const char *args [] = { "--data", f->data, NULL };
-    char *saved = getenv ("TY_BIN_DIR") ? strdup (getenv ("TY_BIN_DIR")) : NULL;
-    setenv ("TY_BIN_DIR", bindir, 1);
-    ty_testenv_must_start_worker (f->env, wk->worker_id, TY_TESTENV_HEARTBEAT_MS, args);
-    if (saved)
-        setenv ("TY_BIN_DIR", saved, 1);
-    else
-        unsetenv ("TY_BIN_DIR");
-    free (saved);
+    ty_testenv_must_start_worker_bin (f->env, wk->bin, wk->worker_id, TY_TESTENV_HEARTBEAT_MS,
+                                      args);
     if (ty_testenv_wait_worker (f->env, wk->worker_id, TY_TESTENV_STARTUP_MS) != 0)
         fail_msg ("%s worker never registered", wk->what);
 }

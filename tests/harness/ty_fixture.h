@@ -131,13 +131,11 @@ void ty_fixture_write_mail (const char *data, const char *name, const char *cons
 
 /* ---- one worker in a real cluster -------------------------------------------- */
 
-/* The worker binary is started through a private bin dir whose
- * "trainyard-noop" links to it, so the harness owns it (log, sanitizer
- * scan, kill). */
+/* The worker is started by the harness (ty_testenv_must_start_worker_bin),
+ * which owns it: its log, its sanitizer scan, its kill. */
 typedef struct {
     const char *env_name;      /* ty_testenv_must_new's name */
-    const char *bindir;        /* the private bin dir, under the env's dir */
-    const char *bin;           /* the worker binary */
+    const char *bin;           /* the worker binary's name in the build dir */
     const char *worker_id;     /* its id: its log is <worker_id>.log */
     const char *what;          /* "<what> worker never registered" */
 } ty_fixture_worker_t;

@@ -73,7 +73,7 @@ s_num (const cJSON *o, const char *a, const char *b)
 }
 
 static const ty_fixture_worker_t s_worker = {
-    .env_name = "convert", .bindir = "convbin", .bin = TY_CONVERT_BIN, .worker_id = "cv1",
+    .env_name = "convert", .bin = "trainyard-convert", .worker_id = "cv1",
     .what = "convert",
 };
 

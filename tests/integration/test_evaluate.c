@@ -63,7 +63,7 @@ s_train (const char *data, const char *dataset, const char *name, unsigned epoch
 }
 
 static const ty_fixture_worker_t s_worker = {
-    .env_name = "evaluate", .bindir = "evalbin", .bin = TY_EVALUATE_BIN, .worker_id = "ev1",
+    .env_name = "evaluate", .bin = "trainyard-evaluate", .worker_id = "ev1",
     .what = "evaluate",
 };
 

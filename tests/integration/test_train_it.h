@@ -1,18 +1,9 @@
 /*  test_train_it: cluster helpers of the train integration tests
- *  (header-only). Include after ty_it.h.
- *
- *  The harness starts workers as TY_BIN_DIR/trainyard-noop. Until it can
- *  start any worker binary, a train worker is started through a private bin
- *  dir in the env's temp dir whose "trainyard-noop" is a symlink to
- *  trainyard-train (TY_TRAIN_BIN, set by tests/modules/train.cmake), so the
- *  harness still owns the process: its log, its sanitizer scan, its kill. */
+ *  (header-only). Include after ty_it.h. */
 #ifndef TEST_TRAIN_IT_H
 #define TEST_TRAIN_IT_H
 
-#include <errno.h>
-#include <limits.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "ty_it.h"
 
@@ -24,13 +15,6 @@ static inline pid_t
 tti_must_start_worker (ty_testenv_t *env, const char *id, const char *data_dir,
                        const char *const *extra)
 {
-    char bindir [PATH_MAX], link [PATH_MAX + 32];
-    ty_testenv_path (env, "trainbin", bindir, sizeof bindir);
-    if (mkdir (bindir, 0755) != 0 && errno != EEXIST)
-        fail_msg ("mkdir %s: %s", bindir, strerror (errno));
-    snprintf (link, sizeof link, "%s/trainyard-noop", bindir);
-    if (symlink (TY_TRAIN_BIN, link) != 0 && errno != EEXIST)
-        fail_msg ("symlink %s: %s", link, strerror (errno));
     const char *args [16];
     int n = 0;
     args [n++] = "--data";
@@ -38,16 +22,8 @@ tti_must_start_worker (ty_testenv_t *env, const char *id, const char *data_dir,
     for (int i = 0; extra && extra [i] && n < 15; i++)
         args [n++] = extra [i];
     args [n] = NULL;
-    const char *old = getenv ("TY_BIN_DIR");
-    char *saved = old ? strdup (old) : NULL;
-    setenv ("TY_BIN_DIR", bindir, 1);
-    pid_t pid = ty_testenv_must_start_worker (env, id, TY_TESTENV_HEARTBEAT_MS, args);
-    if (saved) {
-        setenv ("TY_BIN_DIR", saved, 1);
-        free (saved);
-    }
-    else
-        unsetenv ("TY_BIN_DIR");
+    pid_t pid = ty_testenv_must_start_worker_bin (env, "trainyard-train", id,
+                                                  TY_TESTENV_HEARTBEAT_MS, args);
     if (ty_testenv_wait_worker (env, id, TY_TESTENV_STARTUP_MS) != 0)
         fail_msg ("train worker %s never registered", id);
     return pid;

@@ -16,7 +16,6 @@ target_link_libraries (test_convert PRIVATE ty_fixture ty_testenv trainyard_clie
                        PkgConfig::HIREDIS PkgConfig::CMOCKA Threads::Threads m)
 set_target_properties (test_convert PROPERTIES LINKER_LANGUAGE CXX)
 target_compile_definitions (test_convert PRIVATE
-    TY_CONVERT_BIN="$<TARGET_FILE:trainyard-convert>"
     TY_TRAINYARD_BIN="$<TARGET_FILE:trainyard>")
 add_dependencies (test_convert trainyard-broker trainyard-convert trainyard)
 add_test (NAME integration_convert COMMAND test_convert)

@@ -14,7 +14,6 @@ target_link_libraries (test_evaluate PRIVATE ty_fixture ty_testenv trainyard_cli
                        PkgConfig::HIREDIS PkgConfig::CMOCKA Threads::Threads m)
 set_target_properties (test_evaluate PROPERTIES LINKER_LANGUAGE CXX)
 target_compile_definitions (test_evaluate PRIVATE
-    TY_EVALUATE_BIN="$<TARGET_FILE:trainyard-evaluate>"
     TY_TRAINYARD_BIN="$<TARGET_FILE:trainyard>")
 add_dependencies (test_evaluate trainyard-broker trainyard-evaluate trainyard)
 add_test (NAME integration_evaluate COMMAND test_evaluate)

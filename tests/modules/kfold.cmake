@@ -15,9 +15,6 @@ add_executable (test_kfold integration/test_kfold.c)
 target_link_libraries (test_kfold PRIVATE ty_fixture ty_testenv trainyard_client ty_train
                        PkgConfig::HIREDIS PkgConfig::CMOCKA PkgConfig::CJSON Threads::Threads m)
 set_target_properties (test_kfold PROPERTIES LINKER_LANGUAGE CXX)
-# TY_TRAIN_BIN: test_train_it.h's helpers name it (unused here: the harness
-# starts the workers by name from the build dir)
-target_compile_definitions (test_kfold PRIVATE TY_TRAIN_BIN="$<TARGET_FILE:trainyard-train>")
 add_dependencies (test_kfold trainyard-broker trainyard-train trainyard-evaluate)
 add_test (NAME integration_kfold COMMAND test_kfold)
 # training loads both cores: alone, so heartbeats are never starved

@@ -35,8 +35,7 @@ foreach (t train train_resume)
     target_link_libraries (test_${t} PRIVATE ty_testenv trainyard_client ty_train ty_registry
                            PkgConfig::HIREDIS PkgConfig::CMOCKA Threads::Threads)
     set_target_properties (test_${t} PROPERTIES LINKER_LANGUAGE CXX)
-    target_compile_definitions (test_${t} PRIVATE TY_TRAIN_BIN="$<TARGET_FILE:trainyard-train>"
-                                TY_CLI_BIN="$<TARGET_FILE:trainyard>")
+    target_compile_definitions (test_${t} PRIVATE TY_CLI_BIN="$<TARGET_FILE:trainyard>")
     add_dependencies (test_${t} trainyard-broker trainyard-train trainyard)
     add_test (NAME integration_${t} COMMAND test_${t})
     # training loads both cores: alone, so heartbeats are never starved

@@ -44,6 +44,16 @@
 #define S_WARMUP 200
 #define S_MAX_BATCH 1024
 
+/* Prints a round-trip RESULT line; returns the p50 in µs. */
+static int
+s_report_rtt (const char *mode, int64_t *samples, size_t n)
+{
+    int64_t p50 = bu_percentile (samples, n, 50);
+    printf ("RESULT system=floor mode=%s n=%zu p50_us=%" PRId64 " p99_us=%" PRId64 "\n",
+            mode, n, p50, bu_percentile (samples, n, 99));
+    return (int) p50;
+}
+
 /* ---- ZeroMQ round trip -------------------------------------------------------- */
 
 typedef struct {
@@ -122,9 +132,7 @@ s_zmq_rtt (size_t n)
         if (i >= S_WARMUP)
             samples [i - S_WARMUP] = bu_now_us () - t0;
     }
-    printf ("RESULT system=floor mode=zmq_rtt n=%zu p50_us=%" PRId64 " p99_us=%" PRId64 "\n",
-            n, bu_percentile (samples, n, 50), bu_percentile (samples, n, 99));
-    rc = (int) bu_percentile (samples, n, 50);
+    rc = s_report_rtt ("zmq_rtt", samples, n);
 out:
     if (dealer)
         zmq_close (dealer);
@@ -176,9 +184,7 @@ s_redis_rtt (redisContext *r, size_t n)
         if (i >= S_WARMUP)
             samples [i - S_WARMUP] = bu_now_us () - t0;
     }
-    printf ("RESULT system=floor mode=redis_rtt n=%zu p50_us=%" PRId64 " p99_us=%" PRId64 "\n",
-            n, bu_percentile (samples, n, 50), bu_percentile (samples, n, 99));
-    rc = (int) bu_percentile (samples, n, 50);
+    rc = s_report_rtt ("redis_rtt", samples, n);
 out:
     free (samples);
     return rc;

@@ -1012,11 +1012,7 @@ s_on_submit (ty_broker_t *self, ty_wire_msg_t *msg)
             snprintf (waits, sizeof waits, "%u", waiting);
         else
             waits [0] = '\0';
-        /* whole numbers (ty_dispatch_score): no float formatting */
-        if (sc == (double) (int64_t) sc)
-            snprintf (score, sizeof score, "%" PRId64, (int64_t) sc);
-        else
-            snprintf (score, sizeof score, "%.17g", sc);
+        ty_dbl_text (score, sizeof score, sc);
         size_t plen = 0;
         for (size_t k = 0; k < nparents; k++)
             plen += strlen (parents [k]) + 1;

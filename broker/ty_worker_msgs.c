@@ -167,20 +167,20 @@ s_on_ready (ty_broker_t *self, ty_wire_msg_t *msg, const char *wid)
         for (size_t k = 0; k < r->n_held; k++)
             if (!strcmp (r->held [k]->job_id, w->jobs [i]))
                 listed = 1;
-        ty_jobrec_t *job = ty_jobs_find (self->jobs, w->jobs [i]);
-        /* An ASSIGN not yet accepted may have crossed this READY on the
-           wire: the accept deadline decides about that one. */
-        if (!listed && job && job->state == TY_JOB_RUNNING && !job->accepted
-        &&  !strcmp (job->worker, w->id))
+        if (listed) {
             i++;
-        else
-        if (!listed && job && job->state == TY_JOB_RUNNING && !strcmp (job->worker, w->id))
-            ty_broker_job_requeue (self, job, 1, "worker restarted without the job");
-        else
-        if (!listed)
+            continue;
+        }
+        ty_jobrec_t *job = ty_jobs_find (self->jobs, w->jobs [i]);
+        if (!job || job->state != TY_JOB_RUNNING || strcmp (job->worker, w->id))
             ty_worker_job_del (w, w->jobs [i]);
         else
+        if (!job->accepted)
+            /* An ASSIGN not yet accepted may have crossed this READY on the
+               wire: the accept deadline decides about that one. */
             i++;
+        else
+            ty_broker_job_requeue (self, job, 1, "worker restarted without the job");
     }
     s_adopt_held (self, w, r->held, r->n_held);
     ty_info ("worker %s ready: type %s capacity %u host %s pid %u (%zu jobs held)",

@@ -48,6 +48,9 @@ void ty_argv_bin   (ty_argv_t *a, const void *data, size_t len);
 void ty_argv_str   (ty_argv_t *a, const char *s);   /* NULL = "" */
 void ty_argv_int   (ty_argv_t *a, int64_t v);
 void ty_argv_dbl   (ty_argv_t *a, double v);
+/* v as ty_argv_dbl writes it (a whole number as an integer, else %.17g)
+ * into buf (40 bytes are always enough); returns its length. */
+size_t ty_dbl_text (char *buf, size_t len, double v);
 /* Replaces argument i (already pushed) with an integer: for counts known late. */
 void ty_argv_set_int (ty_argv_t *a, size_t i, int64_t v);
 
